@@ -158,6 +158,68 @@ def _record_paths(pairs: Sequence[tuple[Path, Path]], record: str | None) -> lis
     return [target / f"{dst.stem}.json" for _, dst in pairs]
 
 
+@app.command(name="eval")
+def evaluate(
+    task: Annotated[
+        str, typer.Option("--task", help="denoise:25, jpeg-y:10, jpeg:10, sr:4, rain, blur+noise")
+    ],
+    data: Annotated[str, typer.Option("--data", help="Benchmark folder (e.g. .../CBSD68).")],
+    out_dir: Annotated[str, typer.Option("-o", "--out", help="Folder for tables and sheets.")],
+    method: Annotated[
+        list[str] | None, typer.Option("--method", "-m", help="A method name (repeatable).")
+    ] = None,
+    baselines: Annotated[
+        bool, typer.Option("--baselines", help="Add every classical baseline meant for the task.")
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the degraded inputs.")] = 0,
+    limit: Annotated[int | None, typer.Option("--limit", help="Use the first N images.")] = None,
+    no_reference: Annotated[
+        bool, typer.Option("--nr", help="Also compute NIQE and BRISQUE (slower).")
+    ] = False,
+    sheet: Annotated[int, typer.Option("--sheet", help="Images on the comparison sheet.")] = 4,
+    cache: Annotated[
+        str | None, typer.Option("--cache", help="Where degraded inputs are cached.")
+    ] = None,
+) -> None:
+    """Benchmark methods on a dataset: Markdown/CSV tables, per-image CSV, comparison sheet."""
+    from vlir.evaluation import baselines_for, get_method, parse_task, run_benchmark
+    from vlir.evaluation.report import write_sheet, write_tables
+    from vlir.evaluation.tasks import dataset_images
+
+    parsed = parse_task(task)
+    names = list(
+        dict.fromkeys((method or []) + (baselines_for(parsed.degradations) if baselines else []))
+    )
+    if not names:
+        raise VlirError("give at least one --method, or --baselines")
+    methods = [get_method(name) for name in names]
+    dataset = Path(data)
+    total = len(dataset_images(dataset)[:limit]) * len(methods)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        bar = progress.add_task(f"eval {parsed.name}", total=total)
+        result = run_benchmark(
+            parsed,
+            dataset,
+            methods,
+            Path(out_dir),
+            seed=seed,
+            limit=limit,
+            cache=Path(cache) if cache else None,
+            no_reference=no_reference,
+            on_step=lambda m, image: progress.update(bar, advance=1, description=f"{m} {image}"),
+        )
+    table = write_tables(result)
+    if sheet > 0:
+        write_sheet(result, sheet, Path(cache) if cache else None)
+    out.print(table.read_text(), markup=False, highlight=False)
+
+
 @app.command()
 def example(
     output: Annotated[str, typer.Option("-o", "--output", help="Where to write it.")] = (

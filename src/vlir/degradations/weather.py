@@ -49,7 +49,7 @@ class Rain(Op[RainParams]):
     name = "rain"
     params_type = RainParams
     ranges = (
-        ParamRange("density", 0.002, 0.03, 3, "fraction of pixels starting a streak"),
+        ParamRange("density", 0.002, 0.015, 3, "fraction of pixels starting a streak"),
         ParamRange("length", 8, 40, 0, "streak length in pixels"),
         ParamRange("angle", -40, 40, 0, "slant in degrees from vertical"),
         ParamRange("opacity", 0.3, 0.9, 2, "streak brightness"),
@@ -114,7 +114,7 @@ class Haze(Op[HazeParams]):
     name = "haze"
     params_type = HazeParams
     ranges = (
-        ParamRange("beta", 0.3, 2.5, 2, "scattering coefficient"),
+        ParamRange("beta", 0.3, 1.8, 2, "scattering coefficient"),
         ParamRange("airlight", 0.6, 1.0, 2, "atmospheric light"),
     )
     order = 5
