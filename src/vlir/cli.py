@@ -221,6 +221,85 @@ def evaluate(
 
 
 @app.command()
+def analyze(
+    inputs: Annotated[list[str], typer.Argument(help="Images, folders or globs.")],
+    model: Annotated[
+        str, typer.Option("--model", help="Shipped name or checkpoint folder.")
+    ] = "perception",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Say what is wrong with each photo, how strongly, and the prompt that would fix it."""
+    import json
+
+    import torch
+    from rich.table import Table
+
+    from vlir.perception import PerceptionModel
+    from vlir.perception import analyze as run_analysis
+
+    paths = expand_inputs(inputs)
+    perception = PerceptionModel.from_pretrained(model)
+    reports, failures = [], 0
+    for path in paths:
+        try:
+            image = load_image(path, max_pixels=max_pixels)
+        except VlirError as exc:
+            failures += 1
+            err.print(f"vlir: error: {exc.one_line()}", markup=False, highlight=False)
+            continue
+        with torch.inference_mode():
+            result = run_analysis(perception, image.to_tensor())
+        if as_json:
+            reports.append({"image": str(path), **result.to_dict()})
+            continue
+        table = Table(title=str(path), title_justify="left")
+        for column in ("degradation", "probability", "strength"):
+            table.add_column(column)
+        for finding in result.findings:
+            if finding.probability < 0.2:
+                continue
+            style = "bold" if finding.probability >= 0.5 else "dim"
+            table.add_row(
+                finding.op,
+                f"{finding.probability:.2f}",
+                f"{finding.parameter} {finding.strength:g}",
+                style=style,
+            )
+        if not result.found:
+            table.add_row("(nothing found)", "", "")
+        out.print(table)
+        out.print(f"prompt: {result.prompt.format()}", markup=False, highlight=False)
+    if as_json:
+        out.print(json.dumps(reports, indent=2), markup=False, highlight=False)
+    if failures:
+        raise typer.Exit(1)
+
+
+train_app = typer.Typer(no_args_is_help=True, help="Train a stage from a YAML recipe.")
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("perception")
+def train_perception(
+    recipe: Annotated[
+        str | None, typer.Option("--recipe", help="YAML recipe (configs/perception.yaml).")
+    ] = None,
+    out_dir: Annotated[str | None, typer.Option("--out", help="Run folder.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Total steps.")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", help="Images per step.")] = None,
+) -> None:
+    """VLMIR stage 1: resumes from OUT/checkpoint.pt; exports OUT/best and OUT/last."""
+    from vlir.training.common import load_recipe
+    from vlir.training.perception import PerceptionRecipe, train
+
+    best = train(
+        load_recipe(PerceptionRecipe, recipe, {"out": out_dir, "steps": steps, "batch": batch})
+    )
+    out.print(f"best checkpoint: {best}", markup=False, highlight=False)
+
+
+@app.command()
 def example(
     output: Annotated[str, typer.Option("-o", "--output", help="Where to write it.")] = (
         "example.png"

@@ -1,0 +1,69 @@
+"""Batches of on-the-fly degraded images with their exact records and captions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vlir.data.clean import CleanImages
+from vlir.degradations import DegradationPipeline, DegradationRecord
+
+
+@dataclass
+class DegradedBatch:
+    degraded: torch.Tensor
+    """[B, 3, H, W] float, unclipped where the op is (AWGN)."""
+    clean: torch.Tensor
+    """[B, 3, H, W] in [0, 1]."""
+    records: list[DegradationRecord]
+    captions: list[str]
+    indices: list[int]
+
+
+class DegradedSampler:
+    """Draws clean images (random flips) and degrades each with a fresh random record.
+
+    ``p_clean`` of the samples stay clean, so models learn to say "nothing wrong".
+    """
+
+    def __init__(
+        self,
+        images: CleanImages,
+        pipeline: DegradationPipeline,
+        *,
+        p_clean: float = 0.1,
+        subset: Sequence[int] | None = None,
+    ) -> None:
+        self.images = images
+        self.pipeline = pipeline
+        self.p_clean = p_clean
+        self.subset = list(subset) if subset is not None else list(range(len(images)))
+
+    def sample(self, rng: np.random.Generator, batch: int) -> DegradedBatch:
+        degraded, clean, records, captions, indices = [], [], [], [], []
+        for _ in range(batch):
+            index = self.subset[int(rng.integers(len(self.subset)))]
+            image = self.images.image(index)
+            if rng.random() < 0.5:
+                image = image[:, ::-1]
+            if rng.random() < 0.2:
+                image = image[::-1]
+            image = np.ascontiguousarray(image)
+            record = (
+                DegradationRecord() if rng.random() < self.p_clean else self.pipeline.sample(rng)
+            )
+            degraded.append(record.apply(image))
+            clean.append(image)
+            records.append(record)
+            captions.append(self.images.captions[index])
+            indices.append(index)
+        return DegradedBatch(
+            degraded=torch.from_numpy(np.stack(degraded)).permute(0, 3, 1, 2).contiguous(),
+            clean=torch.from_numpy(np.stack(clean)).permute(0, 3, 1, 2).contiguous(),
+            records=records,
+            captions=captions,
+            indices=indices,
+        )

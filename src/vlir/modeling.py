@@ -1,0 +1,94 @@
+"""The diffusers contract for every vlir model: a config dataclass, and
+``save_pretrained(dir)`` / ``from_pretrained(dir_or_name)`` writing
+``config.json`` + ``model.safetensors``.
+
+Shipped checkpoints live in ``vlir/weights/NAME/`` and load by name with no
+network; any other name is read as a local folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from vlir.errors import VlirError
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+M = TypeVar("M", bound="PretrainedModel")
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
+    """A shipped checkpoint by name (``perception``) or a local folder."""
+    shipped = WEIGHTS_DIR / str(name_or_path)
+    path = shipped if shipped.is_dir() and not Path(name_or_path).is_dir() else Path(name_or_path)
+    if not (path / CONFIG_NAME).exists():
+        known = sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / CONFIG_NAME).exists())
+        raise VlirError(
+            f"{name_or_path}: no vlir checkpoint there (need {CONFIG_NAME} + {WEIGHTS_NAME}); "
+            f"shipped: {', '.join(known) or 'none'}"
+        )
+    return path
+
+
+class PretrainedModel(nn.Module):
+    """Base of vlir models: holds ``config`` and saves/loads it with the weights."""
+
+    config_class: ClassVar[type]
+    model_type: ClassVar[str]
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+
+    def state_to_save(self) -> dict[str, torch.Tensor]:
+        """Tensors written to ``model.safetensors`` (override to leave frozen parts out)."""
+        return self.state_dict()
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"model_type": self.model_type, **dataclasses.asdict(self.config)}
+        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_to_save().items()}
+        save_file(tensors, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        return directory
+
+    @classmethod
+    def config_from_dict(cls, values: dict[str, Any]) -> Any:
+        fields = {f.name: f for f in dataclasses.fields(cls.config_class)}
+        clean = {}
+        for key, value in values.items():
+            if key in fields:
+                clean[key] = tuple(value) if isinstance(value, list) else value
+        return cls.config_class(**clean)
+
+    @classmethod
+    def from_pretrained(
+        cls: type[M], name_or_path: str | os.PathLike[str] = "", **overrides: Any
+    ) -> M:
+        path = resolve_checkpoint(name_or_path or cls.model_type)
+        values = json.loads((path / CONFIG_NAME).read_text())
+        found = values.pop("model_type", cls.model_type)
+        if found != cls.model_type:
+            raise VlirError(f"{path} holds a {found!r} model, not {cls.model_type!r}")
+        model = cls(cls.config_from_dict({**values, **overrides}))
+        state = load_file(str(path / WEIGHTS_NAME))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        expected = set(model.state_to_save())
+        if unexpected or (set(missing) & expected):
+            raise VlirError(
+                f"{path}: weights do not match the config "
+                f"(missing {sorted(set(missing) & expected)[:3]}, unexpected {unexpected[:3]})"
+            )
+        model.eval()
+        return model

@@ -1,0 +1,92 @@
+"""``analyze``: what is wrong with a photo, how strongly, and the prompt to fix it.
+
+Degradation evidence is read at the image's own resolution (tiles of the
+training size, averaged), because resizing would wash out noise and JPEG
+blocks; content is read from the whole image resized to the training view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vlir.degradations import RestorationPrompt, get_op
+from vlir.perception.labels import prompt_from_prediction, strength_value
+from vlir.perception.model import Perception, PerceptionModel
+
+
+@dataclass
+class Finding:
+    op: str
+    probability: float
+    strength: float
+    """On the op's own scale (noise sigma, JPEG quality, ...)."""
+    parameter: str
+
+
+@dataclass
+class Analysis:
+    findings: list[Finding]
+    prompt: RestorationPrompt
+    perception: Perception = field(repr=False)
+    """Embeddings and tokens (batch of one) for conditioning the restorer."""
+
+    @property
+    def found(self) -> list[Finding]:
+        return [f for f in self.findings if f.probability >= 0.5]
+
+    def to_dict(self) -> dict:
+        return {
+            "degradations": [
+                {"op": f.op, "probability": round(f.probability, 4), f.parameter: f.strength}
+                for f in self.found
+            ],
+            "all": {f.op: round(f.probability, 4) for f in self.findings},
+            "prompt": self.prompt.format(),
+        }
+
+
+def _tiles(image: torch.Tensor, size: tuple[int, int], limit: int) -> torch.Tensor:
+    """Up to ``limit`` non-overlapping tiles [N, 3, h, w] spread over the image."""
+    _, _, height, width = image.shape
+    th, tw = min(size[0], height), min(size[1], width)
+    if height < th * 1.5 and width < tw * 1.5:
+        return image
+    ys = np.linspace(0, height - th, max(1, height // th)).round().astype(int)
+    xs = np.linspace(0, width - tw, max(1, width // tw)).round().astype(int)
+    boxes = [(y, x) for y in ys for x in xs]
+    if len(boxes) > limit:
+        boxes = [boxes[i] for i in np.linspace(0, len(boxes) - 1, limit).round().astype(int)]
+    return torch.cat([image[..., y : y + th, x : x + tw] for y, x in boxes], dim=0)
+
+
+@torch.no_grad()
+def analyze(model: PerceptionModel, image: torch.Tensor, *, max_tiles: int = 12) -> Analysis:
+    """``image`` [1, 3, H, W] in [0, 1] -> findings, prompt and conditioning tensors."""
+    config = model.config
+    tiles = _tiles(image, config.train_size, max_tiles)
+    local = model(tiles)
+    probability = torch.sigmoid(local.presence_logits).mean(0).cpu().numpy()
+    strength = local.strength.mean(0).cpu().numpy()
+    whole = F.interpolate(image, size=config.train_size, mode="area")
+    overall = model(whole)
+    perception = Perception(
+        deg_embedding=F.normalize(local.deg_embedding.mean(0, keepdim=True), dim=-1),
+        content_embedding=overall.content_embedding,
+        deg_tokens=local.deg_tokens.mean(0, keepdim=True),
+        content_tokens=overall.content_tokens,
+        presence_logits=torch.logit(torch.from_numpy(probability).clamp(1e-6, 1 - 1e-6))[None],
+        strength=torch.from_numpy(strength)[None],
+    )
+    findings = [
+        Finding(
+            name, float(probability[i]), strength_value(name, strength[i]), get_op(name).strength
+        )
+        for i, name in enumerate(config.ops)
+    ]
+    findings.sort(key=lambda f: -f.probability)
+    prompt = prompt_from_prediction(config.ops, probability, strength)
+    return Analysis(findings, prompt, perception)

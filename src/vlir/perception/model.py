@@ -1,0 +1,149 @@
+"""VLMIR's perception stage: degradation and clean-content embeddings of an image.
+
+The image tower's features are split by a *degradation predictor* into a
+degradation embedding (aligned with the text of what was done to the image)
+and a clean-content embedding (aligned with the caption of the clean image,
+though it only sees the degraded one). Heads on the degradation side name each
+op and its strength. Both embeddings live in the text tower's space, so text
+and images compare directly; their token sets feed the restorer's
+cross-attention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vlir.degradations import OP_NAMES
+from vlir.modeling import PretrainedModel
+from vlir.perception.image_tower import ImageTower
+
+
+@dataclass(frozen=True)
+class PerceptionConfig:
+    ops: tuple[str, ...] = OP_NAMES
+    image_tower: str = "cnn"
+    """"cnn" (the small tower shipped here) or a local Hugging Face CLIP folder."""
+    widths: tuple[int, ...] = (16, 24, 48, 96, 128)
+    hidden: int = 512
+    embed_dim: int = 384
+    """Width of the text tower (MiniLM: 384), so embeddings compare with text."""
+    deg_tokens: int = 4
+    text_encoder: str = "minilm"
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    train_size: tuple[int, int] = (96, 144)
+    """Height, width of the training view; analysis tiles use the same size."""
+
+
+@dataclass
+class Perception:
+    """What perception says about a batch of images."""
+
+    deg_embedding: torch.Tensor
+    """[B, D] L2-normalised."""
+    content_embedding: torch.Tensor
+    """[B, D] L2-normalised."""
+    deg_tokens: torch.Tensor
+    """[B, K, D] for the restorer's degradation-aware cross-attention."""
+    content_tokens: torch.Tensor
+    """[B, h*w, D] for content-aware cross-attention."""
+    presence_logits: torch.Tensor
+    """[B, N] one per op."""
+    strength: torch.Tensor
+    """[B, N] in [0, 1], the op's strength parameter on its range."""
+
+
+class AttentionPool(nn.Module):
+    """One learned query attends over tokens: a content summary that can ignore clutter."""
+
+    def __init__(self, dim: int, heads: int = 4) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        query = self.query.expand(tokens.shape[0], -1, -1)
+        pooled, _ = self.attention(query, tokens, tokens, need_weights=False)
+        return pooled[:, 0]
+
+
+class PerceptionModel(PretrainedModel):
+    config_class = PerceptionConfig
+    model_type = "perception"
+
+    def __init__(self, config: PerceptionConfig) -> None:
+        super().__init__(config)
+        dim, hidden, ops = config.embed_dim, config.hidden, len(config.ops)
+        if config.image_tower == "cnn":
+            self.tower: nn.Module = ImageTower(tuple(config.widths))
+        else:
+            from vlir.perception.clip_tower import CLIPImageTower
+
+            self.tower = CLIPImageTower(config.image_tower)
+        self.trunk = nn.Sequential(
+            nn.LayerNorm(self.tower.stats_dim),
+            nn.Linear(self.tower.stats_dim, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, hidden),
+            nn.GELU(),
+        )
+        # The degradation predictor: its own view of the features per side.
+        self.deg_tokens = nn.Linear(hidden, config.deg_tokens * dim)
+        self.deg_project = nn.Linear(dim, dim)
+        self.presence = nn.Linear(hidden, ops)
+        self.strength = nn.Linear(hidden, ops)
+        self.content_tokens = nn.Sequential(
+            nn.Conv2d(self.tower.out_channels, dim, 1), nn.GELU(), nn.Conv2d(dim, dim, 1)
+        )
+        self.content_pool = AttentionPool(dim)
+        self.content_project = nn.Linear(dim, dim)
+        self.logit_scale = nn.Parameter(torch.tensor(2.659))  # log(1/0.07), as CLIP
+        self.text_lora = nn.ParameterDict()
+        """LoRA weights of the text tower (VLMIR's caption alignment), saved with the model."""
+
+    def forward(self, image: torch.Tensor) -> Perception:
+        """``image`` [B, 3, H, W] in [0, 1] (any size: the tower pools globally)."""
+        stats, feature_map = self.tower(image)  # [B, S], [B, C, h, w]
+        hidden = self.trunk(stats)  # [B, hidden]
+        batch, dim = image.shape[0], self.config.embed_dim
+        deg_tokens = self.deg_tokens(hidden).view(batch, self.config.deg_tokens, dim)
+        deg_embedding = F.normalize(self.deg_project(deg_tokens.mean(1)), dim=-1)
+        content_tokens = self.content_tokens(feature_map).flatten(2).transpose(1, 2)  # [B, hw, D]
+        content = self.content_project(self.content_pool(content_tokens))
+        return Perception(
+            deg_embedding=deg_embedding,
+            content_embedding=F.normalize(content, dim=-1),
+            deg_tokens=deg_tokens,
+            content_tokens=content_tokens,
+            presence_logits=self.presence(hidden),
+            strength=torch.sigmoid(self.strength(hidden)),
+        )
+
+    # -- the text tower's LoRA lives in this checkpoint ---------------------------------
+
+    def store_text_lora(self, lora: dict[str, torch.Tensor]) -> None:
+        self.text_lora = nn.ParameterDict(
+            {
+                key.replace(".", "__"): nn.Parameter(value.detach().clone(), requires_grad=False)
+                for key, value in lora.items()
+            }
+        )
+
+    def text_lora_state(self) -> dict[str, torch.Tensor]:
+        return {key.replace("__", "."): value.data for key, value in self.text_lora.items()}
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False
+    ) -> Any:
+        lora = {
+            k[len("text_lora.") :]: v for k, v in state_dict.items() if k.startswith("text_lora.")
+        }
+        if lora:
+            self.store_text_lora({k.replace("__", "."): v for k, v in lora.items()})
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)

@@ -1,0 +1,17 @@
+"""Text towers (MiniLM shipped, Hugging Face CLIP optional) with LoRA."""
+
+from vlir.text.encoder import (
+    CLIPTextEncoder,
+    MiniLMTextEncoder,
+    TextEncoder,
+    TextEncoding,
+    load_text_encoder,
+)
+
+__all__ = [
+    "CLIPTextEncoder",
+    "MiniLMTextEncoder",
+    "TextEncoder",
+    "TextEncoding",
+    "load_text_encoder",
+]

@@ -1,0 +1,1 @@
+"""One trainer per stage; resumable; runs alone or under torchrun (gloo/nccl)."""

@@ -1,0 +1,124 @@
+"""What every trainer shares: recipes from YAML, torchrun set-up, resumable checkpoints, logs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+
+from vlir.errors import VlirError
+
+C = TypeVar("C")
+
+
+def load_recipe(cls: type[C], path: str | Path | None, overrides: Mapping[str, Any]) -> C:
+    """A recipe dataclass from YAML plus ``key=value`` overrides (CLI flags)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        import yaml
+
+        file = Path(path)
+        if not file.exists():
+            raise VlirError(f"{file}: no such recipe")
+        loaded = yaml.safe_load(file.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise VlirError(f"{file}: a recipe is a YAML mapping")
+        values.update(loaded)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise VlirError(f"unknown recipe key {unknown[0]!r} (known: {', '.join(sorted(fields))})")
+    return cls(**values)
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Distributed:
+    """Join the torchrun group when launched by it: gloo on CPU, nccl on GPU."""
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return Distributed(device=device)
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // world))
+    return Distributed(rank, world, device)
+
+
+def cosine_lr(step: int, total: int, warmup: int, base: float, floor: float = 0.02) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a crash mid-save must not destroy the last good checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
+
+
+class Logger:
+    """TensorBoard scalars (when installed) plus a JSON-lines log anyone can read."""
+
+    def __init__(self, directory: Path, enabled: bool) -> None:
+        self.enabled = enabled
+        self.lines = directory / "log.jsonl"
+        self.writer = None
+        self.start = time.time()
+        if enabled:
+            directory.mkdir(parents=True, exist_ok=True)
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(directory / "tensorboard"))
+            except ImportError:
+                self.writer = None
+
+    def log(self, step: int, values: Mapping[str, float]) -> None:
+        if not self.enabled:
+            return
+        row = {"step": step, "minutes": round((time.time() - self.start) / 60, 2), **values}
+        with open(self.lines, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(key, value, step)
+            self.writer.flush()
+        print(
+            " ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+            ),
+            flush=True,
+        )

@@ -1,0 +1,328 @@
+"""Train VLMIR's perception stage (``vlir train perception``).
+
+Per step, on BSD400 with on-the-fly degradations:
+- CLIP-style contrastive loss between the degradation embedding and the text
+  embedding of the record's degradation wording;
+- contrastive loss between the clean-content embedding of the *degraded* image
+  and the embedding of the *clean* image's caption;
+- VLMIR's cosine alignment of low-quality-caption and high-quality-caption text
+  embeddings, trained through LoRA on the text tower;
+- the predictor's classification (which ops) and regression (how strong) losses.
+
+Resumable (``OUT/checkpoint.pt``); alone or under
+``torchrun --nproc_per_node 2 -m vlir.training.perception --recipe ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vlir.data import CleanImages, DegradedSampler, load_captions
+from vlir.degradations import DegradationPipeline, RestorationPrompt, paraphrase
+from vlir.perception import losses
+from vlir.perception.labels import combination_text, record_labels
+from vlir.perception.model import PerceptionConfig, PerceptionModel
+from vlir.text import TextEncoder, load_text_encoder
+from vlir.training.common import (
+    Logger,
+    cosine_lr,
+    load_checkpoint,
+    load_recipe,
+    save_checkpoint,
+    setup_distributed,
+)
+
+# How a low-quality caption names each degradation (VLMIR captions the LQ image).
+_ADJECTIVES = {
+    "noise": "noisy",
+    "shot_noise": "grainy",
+    "blur": "blurry",
+    "motion_blur": "shaky",
+    "defocus": "out-of-focus",
+    "downsample": "low-resolution",
+    "jpeg": "compressed",
+    "rain": "rainy",
+    "haze": "hazy",
+    "low_light": "dark",
+    "color_cast": "discoloured",
+}
+
+
+@dataclass
+class PerceptionRecipe:
+    data: str = "../shared/data/train/BSD400"
+    captions: str = "../shared/data/captions/train.tsv"
+    out: str = "runs/perception"
+    steps: int = 4000
+    batch: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: int = 100
+    lora_lr: float = 2e-4
+    lora_every: int = 2
+    lora_batch: int = 8
+    p_clean: float = 0.1
+    max_ops: int = 3
+    paraphrase_prob: float = 0.25
+    holdout: int = 16
+    """BSD400 images kept out of training for validation (eval sets are never used)."""
+    validate_every: int = 250
+    checkpoint_minutes: float = 3.0
+    log_every: int = 25
+    seed: int = 0
+    w_deg_contrastive: float = 1.0
+    w_content_contrastive: float = 1.0
+    w_alignment: float = 1.0
+    w_classification: float = 1.0
+    w_regression: float = 2.0
+    model: dict[str, Any] = field(default_factory=dict)
+    """PerceptionConfig overrides, e.g. {widths: [16, 32, 64, 96, 128]}."""
+
+
+def low_quality_caption(caption: str, names: tuple[str, ...], rng: np.random.Generator) -> str:
+    """What a captioner might say of the degraded photo: its flaws, then its content."""
+    if not names:
+        return caption
+    words = [_ADJECTIVES[name] for name in names]
+    order = rng.permutation(len(words))
+    flaws = ", ".join(words[i] for i in order)
+    template = ("a {} photo of {}", "{} picture: {}", "a {} image showing {}")[int(rng.integers(3))]
+    return template.format(flaws, caption)
+
+
+class TextCache:
+    """Frozen-base text embeddings, memoised: wordings repeat a lot."""
+
+    def __init__(self, encoder: TextEncoder) -> None:
+        self.encoder = encoder
+        self.cache: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        missing = sorted({t for t in texts if t not in self.cache})
+        if missing:
+            context = self.encoder.without_lora() if self.encoder.has_lora else nullcontext()
+            with context:
+                pooled = self.encoder(missing).pooled.cpu()
+            self.cache.update(zip(missing, pooled, strict=True))
+        return torch.stack([self.cache[t] for t in texts])
+
+
+def degradation_texts(records: list, rng: np.random.Generator, p_paraphrase: float) -> list[str]:
+    texts = []
+    for record in records:
+        if record.steps and rng.random() < p_paraphrase:
+            texts.append(paraphrase(RestorationPrompt.removing(record.names), rng))
+        else:
+            texts.append(combination_text(record.names))
+    return texts
+
+
+@torch.no_grad()
+def validate(
+    model: PerceptionModel, sampler: DegradedSampler, seed: int, batches: int = 8
+) -> dict[str, float]:
+    """Per-op F1 (macro) and noise-sigma MAE on held-out BSD400 images, fixed seed."""
+    model.eval()
+    rng = np.random.default_rng(seed)
+    ops = model.config.ops
+    true, pred, sigma_errors = [], [], []
+    noise = ops.index("noise")
+    for _ in range(batches):
+        batch = sampler.sample(rng, 32)
+        out = model(batch.degraded)
+        labels = [record_labels(r, ops) for r in batch.records]
+        presence = np.stack([p for p, _ in labels])
+        strength = np.stack([s for _, s in labels])
+        true.append(presence)
+        pred.append((torch.sigmoid(out.presence_logits) > 0.5).numpy())
+        mask = presence[:, noise] > 0
+        if mask.any():
+            diff = (out.strength[:, noise].numpy() - strength[:, noise])[mask] * 75.0
+            sigma_errors.extend(np.abs(diff).tolist())
+    t, p = np.concatenate(true), np.concatenate(pred)
+    f1 = []
+    for i in range(len(ops)):
+        tp = float((t[:, i] * p[:, i]).sum())
+        denominator = float(t[:, i].sum() + p[:, i].sum())
+        f1.append(2 * tp / denominator if denominator else 1.0)
+    model.train()
+    return {
+        "val/f1_macro": float(np.mean(f1)),
+        "val/noise_sigma_mae": float(np.mean(sigma_errors)) if sigma_errors else 0.0,
+    }
+
+
+class _Trainable(nn.Module):
+    """Perception model + text LoRA as one module, so DDP syncs both."""
+
+    def __init__(self, model: PerceptionModel, text: TextEncoder) -> None:
+        super().__init__()
+        self.model = model
+        self.text = text
+
+
+def train(recipe: PerceptionRecipe) -> Path:
+    dist_info = setup_distributed()
+    torch.manual_seed(recipe.seed + dist_info.rank)
+    out = Path(recipe.out)
+    config = dataclasses.replace(
+        PerceptionConfig(),
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.model.items()},
+    )
+    model = PerceptionModel(config)
+    text = load_text_encoder(config.text_encoder)
+    text.add_lora(config.lora_rank, config.lora_alpha)
+    trainable = _Trainable(model, text).to(dist_info.device)
+    captions = load_captions(recipe.captions)
+    images = CleanImages(recipe.data, config.train_size, captions)
+    holdout = list(range(0, len(images), max(1, len(images) // recipe.holdout)))[: recipe.holdout]
+    train_ids = [i for i in range(len(images)) if i not in set(holdout)]
+    pipeline = DegradationPipeline(max_ops=recipe.max_ops)
+    sampler = DegradedSampler(images, pipeline, p_clean=recipe.p_clean, subset=train_ids)
+    val_sampler = DegradedSampler(images, pipeline, p_clean=recipe.p_clean, subset=holdout)
+    model_params = [p for p in model.parameters() if p.requires_grad]
+    lora_params = [p for p in text.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model_params, "lr": recipe.lr, "weight_decay": recipe.weight_decay},
+            {"params": lora_params, "lr": recipe.lora_lr, "weight_decay": 0.0},
+        ]
+    )
+    step, best = 0, -1.0
+    state = load_checkpoint(out / "checkpoint.pt")
+    if state is not None:
+        model.load_state_dict(state["model"])
+        text.backbone.load_state_dict(state["lora"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        step, best = state["step"], state.get("best", -1.0)
+    if dist_info.world > 1:  # every rank starts from rank 0's weights
+        import torch.distributed as dist
+
+        for tensor in trainable.state_dict().values():
+            dist.broadcast(tensor, 0)
+    texts = TextCache(text)
+    logger = Logger(out, dist_info.main)
+    rng = np.random.default_rng([recipe.seed, dist_info.rank, step])
+    last_save = time.time()
+    model.train()
+    while step < recipe.steps:
+        for index, group in enumerate(optimizer.param_groups):
+            base = recipe.lr if index == 0 else recipe.lora_lr
+            group["lr"] = cosine_lr(step, recipe.steps, recipe.warmup, base)
+        batch = sampler.sample(rng, recipe.batch)
+        ops = config.ops
+        labels = [record_labels(r, ops) for r in batch.records]
+        presence = torch.from_numpy(np.stack([p for p, _ in labels])).to(dist_info.device)
+        strength = torch.from_numpy(np.stack([s for _, s in labels])).to(dist_info.device)
+        deg_texts = degradation_texts(batch.records, rng, recipe.paraphrase_prob)
+        deg_text_emb = texts(deg_texts).to(dist_info.device)
+        caption_emb = texts(batch.captions).to(dist_info.device)
+        out_p = model(batch.degraded.to(dist_info.device))
+        scale = model.logit_scale
+        l_deg = losses.contrastive(out_p.deg_embedding, deg_text_emb, scale, deg_texts)
+        l_content = losses.contrastive(out_p.content_embedding, caption_emb, scale, batch.captions)
+        l_cls, l_reg = losses.predictor(out_p.presence_logits, out_p.strength, presence, strength)
+        total = (
+            recipe.w_deg_contrastive * l_deg
+            + recipe.w_content_contrastive * l_content
+            + recipe.w_classification * l_cls
+            + recipe.w_regression * l_reg
+        )
+        l_align = torch.zeros(())
+        if step % recipe.lora_every == 0:
+            count = min(recipe.lora_batch, len(batch.captions))
+            lq = [
+                low_quality_caption(batch.captions[i], batch.records[i].names, rng)
+                for i in range(count)
+            ]
+            lq_emb = text(lq).pooled
+            l_align = losses.caption_alignment(lq_emb, caption_emb[:count])
+            total = total + recipe.w_alignment * l_align
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if dist_info.world > 1:
+            _average_gradients(trainable, dist_info.world)
+        optimizer.step()
+        step += 1
+        if step % recipe.log_every == 0:
+            logger.log(
+                step,
+                {
+                    "loss/total": float(total.detach()),
+                    "loss/deg": float(l_deg.detach()),
+                    "loss/content": float(l_content.detach()),
+                    "loss/align": float(l_align.detach()),
+                    "loss/cls": float(l_cls.detach()),
+                    "loss/reg": float(l_reg.detach()),
+                    "lr": optimizer.param_groups[0]["lr"],
+                },
+            )
+        is_last = step == recipe.steps
+        if dist_info.main and (step % recipe.validate_every == 0 or is_last):
+            metrics = validate(model, val_sampler, recipe.seed + 99)
+            logger.log(step, metrics)
+            if metrics["val/f1_macro"] >= best:
+                best = metrics["val/f1_macro"]
+                export(model, text, out / "best")
+        if dist_info.main and (time.time() - last_save > recipe.checkpoint_minutes * 60 or is_last):
+            save_checkpoint(
+                out / "checkpoint.pt",
+                {
+                    "model": model.state_dict(),
+                    "lora": text.lora_state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": step,
+                    "best": best,
+                    "recipe": dataclasses.asdict(recipe),
+                },
+            )
+            export(model, text, out / "last")
+            last_save = time.time()
+    return out / "best"
+
+
+def _average_gradients(module: nn.Module, world: int) -> None:
+    """Data parallelism by hand: the LoRA tower trains only every few steps, which
+    DistributedDataParallel's bucketed hooks handle poorly; an all-reduce per
+    gradient is what DDP computes, and at this model size it costs little."""
+    import torch.distributed as dist
+
+    for parameter in module.parameters():
+        if parameter.requires_grad:
+            if parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world
+
+
+def export(model: PerceptionModel, text: TextEncoder, directory: Path) -> None:
+    model.store_text_lora(text.lora_state_dict())
+    model.save_pretrained(directory)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train the perception stage.")
+    parser.add_argument("--recipe", default=None)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=None)
+    args = parser.parse_args(argv)
+    recipe = load_recipe(
+        PerceptionRecipe, args.recipe, {"out": args.out, "steps": args.steps, "batch": args.batch}
+    )
+    train(recipe)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Perception: shapes, labels, losses, save/load, analysis, and a short real training run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from tests.test_text import make_tiny_clip
+from vlir.degradations import OP_NAMES, parse_ops
+from vlir.errors import VlirError
+from vlir.perception import PerceptionConfig, PerceptionModel, analyze, losses
+from vlir.perception.labels import (
+    combination_text,
+    prompt_from_prediction,
+    record_labels,
+    strength_value,
+)
+
+TINY = PerceptionConfig(widths=(8, 8, 16, 16, 16), hidden=32, embed_dim=384, deg_tokens=2)
+
+
+def test_forward_shapes_any_size() -> None:
+    model = PerceptionModel(TINY)
+    for size in ((96, 144), (70, 130)):
+        out = model(torch.rand(3, 3, *size))
+        assert out.deg_embedding.shape == (3, 384) and out.content_embedding.shape == (3, 384)
+        assert out.deg_tokens.shape == (3, 2, 384) and out.content_tokens.shape[2] == 384
+        assert out.presence_logits.shape == (3, len(OP_NAMES))
+        assert ((out.strength >= 0) & (out.strength <= 1)).all()
+        assert torch.allclose(out.deg_embedding.norm(dim=-1), torch.ones(3), atol=1e-5)
+
+
+def test_labels_and_back() -> None:
+    record = parse_ops("blur sigma=2.15, noise sigma=30, jpeg quality=50", np.random.default_rng(0))
+    presence, strength = record_labels(record, OP_NAMES)
+    assert presence.sum() == 3
+    assert strength[OP_NAMES.index("noise")] == pytest.approx(30 / 75)
+    assert strength_value("noise", 30 / 75) == 30
+    assert strength_value("jpeg", strength[OP_NAMES.index("jpeg")]) == 50
+    prompt = prompt_from_prediction(OP_NAMES, presence, strength)
+    assert prompt.format() == record.prompt().format()
+    assert combination_text(["noise", "blur"]) == "deblur; denoise"
+    assert combination_text([]) == "keep the image as it is"
+
+
+def test_contrastive_prefers_matching_pairs() -> None:
+    embeddings = torch.nn.functional.normalize(torch.randn(4, 16), dim=-1)
+    scale = torch.tensor(2.659)
+    matched = losses.contrastive(embeddings, embeddings, scale)
+    shuffled = losses.contrastive(embeddings, embeddings.roll(1, 0), scale)
+    assert matched < shuffled
+    duplicates = losses.contrastive(
+        embeddings[[0, 0, 1]], embeddings[[0, 0, 1]], scale, ["a", "a", "b"]
+    )
+    assert torch.isfinite(duplicates)
+    assert float(losses.caption_alignment(embeddings, embeddings)) == pytest.approx(0, abs=1e-6)
+    cls, reg = losses.predictor(
+        torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3)
+    )
+    assert float(reg) == 0 and float(cls) == pytest.approx(np.log(2), abs=1e-6)
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    model = PerceptionModel(TINY).eval()
+    model.store_text_lora(
+        {"encoder.layer.0.attention.self.query.lora_A.default.weight": torch.ones(2, 3)}
+    )
+    model.save_pretrained(tmp_path / "ckpt")
+    assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["model_type"] == "perception"
+    loaded = PerceptionModel.from_pretrained(tmp_path / "ckpt")
+    image = torch.rand(1, 3, 96, 144)
+    with torch.no_grad():
+        assert torch.allclose(model(image).presence_logits, loaded(image).presence_logits)
+    assert list(loaded.text_lora_state()) == [
+        "encoder.layer.0.attention.self.query.lora_A.default.weight"
+    ]
+    with pytest.raises(VlirError, match="no vlir checkpoint"):
+        PerceptionModel.from_pretrained(tmp_path / "missing")
+
+
+def test_analyze_reads_tiles_and_writes_a_prompt() -> None:
+    model = PerceptionModel(TINY).eval()
+    result = analyze(model, torch.rand(1, 3, 321, 481))
+    assert len(result.findings) == len(OP_NAMES)
+    assert result.prompt.format()
+    as_dict = result.to_dict()
+    assert set(as_dict) == {"degradations", "all", "prompt"}
+    assert result.perception.deg_embedding.shape == (1, 384)
+
+
+def test_clip_image_tower(tmp_path: Path) -> None:
+    folder = make_tiny_clip(tmp_path / "clip")
+    config = PerceptionConfig(image_tower=str(folder), hidden=32, deg_tokens=2)
+    model = PerceptionModel(config)
+    out = model(torch.rand(2, 3, 40, 60))
+    assert out.content_tokens.shape == (2, 16, 384) and out.presence_logits.shape[0] == 2
+
+
+@pytest.fixture
+def tiny_training_data(tmp_path: Path) -> tuple[Path, Path]:
+    from skimage import data
+
+    folder = tmp_path / "train"
+    folder.mkdir()
+    rows = []
+    for index, image in enumerate((data.astronaut(), data.chelsea(), data.coffee())):
+        PILImage.fromarray(image[:200, :300]).save(folder / f"im{index}.png")
+        rows.append(f"train/im{index}.png\t{['an astronaut', 'a cat', 'a cup of coffee'][index]}")
+    captions = tmp_path / "captions.tsv"
+    captions.write_text("\n".join(rows) + "\n")
+    return folder, captions
+
+
+def _recipe(tmp_path: Path, data: Path, captions: Path, steps: int) -> Path:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"data: {data}\ncaptions: {captions}\nsteps: {steps}\nbatch: 4\nholdout: 1\n"
+        "validate_every: 2\nlog_every: 1\nlora_batch: 2\ncheckpoint_minutes: 0\n"
+        "model:\n  widths: [8, 8, 16, 16, 16]\n  hidden: 32\n  train_size: [48, 64]\n"
+    )
+    return recipe
+
+
+def test_training_runs_resumes_and_exports(tmp_path: Path, tiny_training_data) -> None:
+    from vlir.training.common import load_recipe
+    from vlir.training.perception import PerceptionRecipe, train
+
+    data, captions = tiny_training_data
+    recipe_file = _recipe(tmp_path, data, captions, steps=2)
+    out = tmp_path / "run"
+    train(load_recipe(PerceptionRecipe, recipe_file, {"out": str(out)}))
+    assert (out / "checkpoint.pt").exists() and (out / "best" / "model.safetensors").exists()
+    train(load_recipe(PerceptionRecipe, recipe_file, {"out": str(out), "steps": 3}))
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps[-1] == 3 and 1 in steps  # resumed at step 2, did one more
+    model = PerceptionModel.from_pretrained(out / "last")
+    assert model.text_lora_state()  # the caption-alignment LoRA travels with the model
+
+
+def test_training_under_torchrun_with_two_processes(tmp_path: Path, tiny_training_data) -> None:
+    data, captions = tiny_training_data
+    recipe = _recipe(tmp_path, data, captions, steps=2)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            "-m",
+            "vlir.training.perception",
+            "--recipe",
+            str(recipe),
+            "--out",
+            str(tmp_path / "ddp"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "ddp" / "best" / "model.safetensors").exists()
