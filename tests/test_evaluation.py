@@ -212,3 +212,15 @@ def test_protocol_set5_x4_bicubic_matches_published(tmp_path: Path) -> None:
     )
     assert result.methods[0].mean("psnr") == pytest.approx(28.42, abs=0.1)
     assert json.loads((tmp_path / "o" / "run.json").read_text())["task"] == "sr-x4"
+
+
+def test_checkpoints_as_methods(tmp_path: Path) -> None:
+    from vlir.perception import PerceptionConfig, PerceptionModel
+
+    PerceptionModel(PerceptionConfig(widths=(8, 8, 8, 8, 8), hidden=16)).save_pretrained(
+        tmp_path / "p"
+    )
+    with pytest.raises(VlirError, match="does not restore"):
+        get_method(str(tmp_path / "p"))
+    with pytest.raises(VlirError, match="not a baseline"):
+        get_method("no-such-method")

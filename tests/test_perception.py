@@ -172,3 +172,37 @@ def test_training_under_torchrun_with_two_processes(tmp_path: Path, tiny_trainin
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "ddp" / "best" / "model.safetensors").exists()
+
+
+def test_half_precision_checkpoint_loads_close(tmp_path: Path) -> None:
+    model = PerceptionModel(TINY).eval()
+    model.save_pretrained(tmp_path / "half", dtype=torch.float16)
+    loaded = PerceptionModel.from_pretrained(tmp_path / "half")
+    assert next(loaded.parameters()).dtype == torch.float32
+    image = torch.rand(1, 3, 96, 144)
+    with torch.no_grad():
+        diff = (model(image).strength - loaded(image).strength).abs().max()
+    assert float(diff) < 1e-2
+
+
+def test_analyze_cli(tmp_path: Path) -> None:
+    from skimage import data
+
+    PerceptionModel(TINY).save_pretrained(tmp_path / "model")
+    PILImage.fromarray(data.astronaut()).save(tmp_path / "a.png")
+    (tmp_path / "bad.png").write_bytes(b"")
+    command = [sys.executable, "-m", "vlir.cli", "analyze", "--model", str(tmp_path / "model")]
+    table = subprocess.run(
+        [*command, str(tmp_path / "a.png")], capture_output=True, text=True, timeout=300
+    )
+    assert table.returncode == 0, table.stderr
+    assert "prompt:" in table.stdout
+    as_json = subprocess.run(
+        [*command, "--json", str(tmp_path / "a.png"), str(tmp_path / "bad.png")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert as_json.returncode == 1 and "Traceback" not in as_json.stderr
+    reports = json.loads(as_json.stdout)
+    assert len(reports) == 1 and set(reports[0]) == {"image", "degradations", "all", "prompt"}

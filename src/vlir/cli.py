@@ -221,6 +221,64 @@ def evaluate(
 
 
 @app.command()
+def restore(
+    inputs: Annotated[list[str], typer.Argument(help="Images, folders or globs.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Output file, or folder.")],
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--prompt", help='What to do, e.g. "denoise; keep the blur". Default: automatic.'
+        ),
+    ] = None,
+    semantic: Annotated[
+        str | None, typer.Option("--semantic", help='What the photo shows, e.g. "a cat".')
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option("--reference", help="Another photo of the same subject.")
+    ] = None,
+    strength: Annotated[
+        float, typer.Option("--strength", help="0 keeps the input, 1 full restoration.")
+    ] = 1.0,
+    tile: Annotated[
+        int | None, typer.Option("--tile", help="Tile size in pixels (default: automatic).")
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", help="Shipped name or checkpoint folder.")
+    ] = "restorer",
+    overwrite: Overwrite = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Restore photos: automatic by default, or guided by --prompt / --semantic / --reference."""
+    from vlir.pipeline import Restorer
+
+    if not 0.0 <= strength <= 2.0:
+        raise VlirError(f"--strength must be between 0 and 2, got {strength}")
+    if tile is not None and tile < 64:
+        raise VlirError(f"--tile must be at least 64 pixels, got {tile}")
+    pairs = plan_outputs(expand_inputs(inputs), output, overwrite=overwrite)
+    reference_rgb = load_image(reference, max_pixels=max_pixels).rgb if reference else None
+    restorer = Restorer.from_pretrained(model)
+
+    def work(src: Path, dst: Path, index: int) -> None:
+        image = load_image(src, max_pixels=max_pixels)
+        check_writable(dst, overwrite=overwrite)
+        result = restorer(
+            image.rgb,
+            prompt=prompt,
+            semantic=semantic,
+            reference=reference_rgb,
+            strength=strength,
+            tile=tile,
+        )
+        save_image(dst, image.with_rgb(result.image), overwrite=overwrite)
+        out.print(f"{dst}: {result.report()}", markup=False, highlight=False)
+
+    failures = _run_batch(pairs, "restoring", work)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
 def analyze(
     inputs: Annotated[list[str], typer.Argument(help="Images, folders or globs.")],
     model: Annotated[
@@ -280,23 +338,37 @@ train_app = typer.Typer(no_args_is_help=True, help="Train a stage from a YAML re
 app.add_typer(train_app, name="train")
 
 
+Recipe = Annotated[str | None, typer.Option("--recipe", help="YAML recipe (see configs/).")]
+RunDir = Annotated[str | None, typer.Option("--out", help="Run folder.")]
+Steps = Annotated[int | None, typer.Option("--steps", help="Total steps.")]
+Batch = Annotated[int | None, typer.Option("--batch", help="Images per step.")]
+
+
+def _train(stage: str, recipe: str | None, overrides: dict[str, object]) -> None:
+    import importlib
+
+    from vlir.training.common import load_recipe
+
+    module = importlib.import_module(f"vlir.training.{stage}")
+    recipe_class = getattr(module, f"{stage.capitalize()}Recipe")
+    best = module.train(load_recipe(recipe_class, recipe, overrides))
+    out.print(f"best checkpoint: {best}", markup=False, highlight=False)
+
+
 @train_app.command("perception")
 def train_perception(
-    recipe: Annotated[
-        str | None, typer.Option("--recipe", help="YAML recipe (configs/perception.yaml).")
-    ] = None,
-    out_dir: Annotated[str | None, typer.Option("--out", help="Run folder.")] = None,
-    steps: Annotated[int | None, typer.Option("--steps", help="Total steps.")] = None,
-    batch: Annotated[int | None, typer.Option("--batch", help="Images per step.")] = None,
+    recipe: Recipe = None, out_dir: RunDir = None, steps: Steps = None, batch: Batch = None
 ) -> None:
     """VLMIR stage 1: resumes from OUT/checkpoint.pt; exports OUT/best and OUT/last."""
-    from vlir.training.common import load_recipe
-    from vlir.training.perception import PerceptionRecipe, train
+    _train("perception", recipe, {"out": out_dir, "steps": steps, "batch": batch})
 
-    best = train(
-        load_recipe(PerceptionRecipe, recipe, {"out": out_dir, "steps": steps, "batch": batch})
-    )
-    out.print(f"best checkpoint: {best}", markup=False, highlight=False)
+
+@train_app.command("restorer")
+def train_restorer(
+    recipe: Recipe = None, out_dir: RunDir = None, steps: Steps = None, batch: Batch = None
+) -> None:
+    """LMDIR + SPIRE restorer: resumes from OUT/checkpoint.pt; exports OUT/best and OUT/last."""
+    _train("restorer", recipe, {"out": out_dir, "steps": steps, "batch": batch})
 
 
 @app.command()

@@ -54,12 +54,20 @@ class PretrainedModel(nn.Module):
         """Tensors written to ``model.safetensors`` (override to leave frozen parts out)."""
         return self.state_dict()
 
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+    def save_pretrained(
+        self, directory: str | os.PathLike[str], *, dtype: torch.dtype | None = None
+    ) -> Path:
+        """``dtype=torch.float16`` halves a shipped checkpoint; loading casts back."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         config = {"model_type": self.model_type, **dataclasses.asdict(self.config)}
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_to_save().items()}
+        tensors = {}
+        for key, value in self.state_to_save().items():
+            value = value.detach().cpu()
+            if dtype is not None and value.is_floating_point():
+                value = value.to(dtype)
+            tensors[key] = value.contiguous()
         save_file(tensors, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
         return directory
 

@@ -26,14 +26,19 @@ def load_captions(tsv: str | Path) -> dict[str, str]:
 
 
 class CleanImages:
-    """Every image of a folder, resized to ``size`` (H, W) landscape, as uint8 [N, H, W, 3].
+    """Every image of a folder in memory as uint8, with its caption.
 
-    Portrait photos are turned to landscape so a batch has one shape; captions
-    describe content, which turning does not change.
+    With ``size`` (H, W) each photo is resized to it, landscape (portraits are
+    turned, so a batch has one shape; captions describe content, which turning
+    does not change): perception's whole-image view. Without it photos keep their
+    native pixels, for restorers that train on native-resolution crops.
     """
 
     def __init__(
-        self, folder: str | Path, size: tuple[int, int], captions: dict[str, str] | None = None
+        self,
+        folder: str | Path,
+        size: tuple[int, int] | None = None,
+        captions: dict[str, str] | None = None,
     ) -> None:
         root = Path(folder)
         if not root.is_dir():
@@ -41,15 +46,16 @@ class CleanImages:
         paths = sorted(p for p in root.iterdir() if p.suffix.lower() in READ_SUFFIXES)
         if not paths:
             raise VlirError(f"{root}: no images")
-        height, width = size
         pixels = []
         for path in paths:
             rgb = load_image(path).rgb
-            if rgb.shape[0] > rgb.shape[1]:
-                rgb = np.ascontiguousarray(np.rot90(rgb))
-            pixels.append(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA))
+            if size is not None:
+                if rgb.shape[0] > rgb.shape[1]:
+                    rgb = np.ascontiguousarray(np.rot90(rgb))
+                rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+            pixels.append(np.round(rgb * 255).astype(np.uint8))
         self.names = [p.stem for p in paths]
-        self.pixels = np.round(np.stack(pixels) * 255).astype(np.uint8)
+        self.pixels = pixels
         self.captions = [(captions or {}).get(name, "a photo") for name in self.names]
 
     def __len__(self) -> int:

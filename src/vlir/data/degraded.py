@@ -36,7 +36,10 @@ class DegradedSampler:
         *,
         p_clean: float = 0.1,
         subset: Sequence[int] | None = None,
+        crop: tuple[int, int] | None = None,
     ) -> None:
+        self.crop = crop
+        """Random (H, W) crops of each image before degrading; None uses it whole."""
         self.images = images
         self.pipeline = pipeline
         self.p_clean = p_clean
@@ -47,6 +50,11 @@ class DegradedSampler:
         for _ in range(batch):
             index = self.subset[int(rng.integers(len(self.subset)))]
             image = self.images.image(index)
+            if self.crop is not None:
+                height, width = self.crop
+                y = int(rng.integers(0, image.shape[0] - height + 1))
+                x = int(rng.integers(0, image.shape[1] - width + 1))
+                image = image[y : y + height, x : x + width]
             if rng.random() < 0.5:
                 image = image[:, ::-1]
             if rng.random() < 0.2:

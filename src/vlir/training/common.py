@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from vlir.errors import VlirError
 
@@ -122,3 +123,15 @@ class Logger:
             ),
             flush=True,
         )
+
+
+def average_gradients(module: nn.Module, world: int) -> None:
+    """Data parallelism by hand: the LoRA tower trains only every few steps, which
+    DistributedDataParallel's bucketed hooks handle poorly; an all-reduce per
+    gradient is what DDP computes, and at this model size it costs little."""
+    for parameter in module.parameters():
+        if parameter.requires_grad:
+            if parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world

@@ -35,6 +35,7 @@ from vlir.perception.model import PerceptionConfig, PerceptionModel
 from vlir.text import TextEncoder, load_text_encoder
 from vlir.training.common import (
     Logger,
+    average_gradients,
     cosine_lr,
     load_checkpoint,
     load_recipe,
@@ -215,6 +216,7 @@ def train(recipe: PerceptionRecipe) -> Path:
     logger = Logger(out, dist_info.main)
     rng = np.random.default_rng([recipe.seed, dist_info.rank, step])
     last_save = time.time()
+    l_align = torch.zeros(())  # logged as its latest value: it is computed every few steps
     model.train()
     while step < recipe.steps:
         for index, group in enumerate(optimizer.param_groups):
@@ -239,7 +241,6 @@ def train(recipe: PerceptionRecipe) -> Path:
             + recipe.w_classification * l_cls
             + recipe.w_regression * l_reg
         )
-        l_align = torch.zeros(())
         if step % recipe.lora_every == 0:
             count = min(recipe.lora_batch, len(batch.captions))
             lq = [
@@ -252,7 +253,7 @@ def train(recipe: PerceptionRecipe) -> Path:
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         if dist_info.world > 1:
-            _average_gradients(trainable, dist_info.world)
+            average_gradients(trainable, dist_info.world)
         optimizer.step()
         step += 1
         if step % recipe.log_every == 0:
@@ -290,20 +291,6 @@ def train(recipe: PerceptionRecipe) -> Path:
             export(model, text, out / "last")
             last_save = time.time()
     return out / "best"
-
-
-def _average_gradients(module: nn.Module, world: int) -> None:
-    """Data parallelism by hand: the LoRA tower trains only every few steps, which
-    DistributedDataParallel's bucketed hooks handle poorly; an all-reduce per
-    gradient is what DDP computes, and at this model size it costs little."""
-    import torch.distributed as dist
-
-    for parameter in module.parameters():
-        if parameter.requires_grad:
-            if parameter.grad is None:
-                parameter.grad = torch.zeros_like(parameter)
-            dist.all_reduce(parameter.grad)
-            parameter.grad /= world
 
 
 def export(model: PerceptionModel, text: TextEncoder, directory: Path) -> None:

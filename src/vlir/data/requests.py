@@ -1,0 +1,87 @@
+"""What a user might ask for a degraded sample, and the target that request implies.
+
+A restorer is trained on (degraded image, request, target). Requests are drawn
+from the kinds users make: blind ("remove all degradation"), exact SPIRE-style
+prompts with numbers, natural paraphrases, *partial* requests whose target is
+the partial target (remove the noise, keep the blur), *strength* requests (a
+stated sigma below the true one leaves the rest), and, independently, a
+semantic prompt (the clean image's caption).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from vlir.degradations import (
+    DegradationRecord,
+    PromptItem,
+    RestorationPrompt,
+    get_op,
+    paraphrase,
+)
+
+KINDS = ("blind", "exact", "paraphrase", "partial", "strength")
+DEFAULT_MIX = (0.35, 0.25, 0.15, 0.15, 0.10)
+
+
+@dataclass(frozen=True)
+class Request:
+    kind: str
+    text: str
+    """The restoration prompt as the text tower reads it."""
+    target: RestorationPrompt
+    """What the text means, for building the target from the record."""
+    semantic: str | None = None
+
+
+def _exact_items(record: DegradationRecord, names: set[str]) -> tuple[PromptItem, ...]:
+    full = record.prompt()
+    return tuple(item for item in full.items if item.op in names)
+
+
+def sample_request(
+    record: DegradationRecord,
+    caption: str,
+    rng: np.random.Generator,
+    *,
+    mix: tuple[float, ...] = DEFAULT_MIX,
+    p_semantic: float = 0.3,
+) -> Request:
+    names = list(record.names)
+    semantic = caption if rng.random() < p_semantic else None
+    kind = KINDS[int(rng.choice(len(KINDS), p=np.asarray(mix) / np.sum(mix)))]
+    if not names or kind == "blind":
+        blind = RestorationPrompt.blind_prompt()
+        text = blind.format() if rng.random() < 0.7 else paraphrase(blind, rng)
+        return Request("blind", text, blind, semantic)
+    if kind == "partial" and len(names) >= 2:
+        count = int(rng.integers(1, len(names)))
+        removed = set(rng.choice(names, count, replace=False).tolist())
+        target = RestorationPrompt(_exact_items(record, removed))
+        kept = [n for n in names if n not in removed]
+        if rng.random() < 0.5:
+            text = target.format()
+        else:
+            text = paraphrase(RestorationPrompt.removing(sorted(removed)), rng, keep=kept)
+        return Request("partial", text, RestorationPrompt.removing(sorted(removed)), semantic)
+    if kind == "strength":
+        adjustable = [n for n in names if n in ("noise", "blur")]
+        if adjustable:
+            name = adjustable[int(rng.integers(len(adjustable)))]
+            items = list(record.prompt().items)
+            for index, item in enumerate(items):
+                if item.op == name:
+                    true_value = item.stated["sigma"]
+                    stated = (
+                        get_op(name).range_of("sigma").quantise(true_value * rng.uniform(0.3, 0.9))
+                    )
+                    items[index] = PromptItem.of(name, {"sigma": stated})
+            prompt = RestorationPrompt(tuple(items))
+            return Request("strength", prompt.format(), prompt, semantic)
+    if kind == "paraphrase":
+        target = RestorationPrompt.removing(names)
+        return Request("paraphrase", paraphrase(target, rng), target, semantic)
+    exact = record.prompt()
+    return Request("exact", exact.format(), replace(exact, text=""), semantic)

@@ -1,0 +1,126 @@
+"""Image in, image out: analyse, condition, restore in overlapping tiles.
+
+>>> restorer = Restorer.from_pretrained()            # shipped weights, no network
+>>> result = restorer(image)                         # automatic: perception decides
+>>> result = restorer(image, prompt="remove the rain but keep the blur", semantic="a cat")
+>>> result.image, result.report()
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vlir.degradations import RestorationPrompt
+from vlir.io import as_hwc
+from vlir.perception import Analysis, PerceptionModel, analyze
+from vlir.perception.model import Perception
+from vlir.restoration import RestorerModel, make_conditioning
+from vlir.text import TextEncoder, load_text_encoder
+from vlir.tiling import restore_tiled
+
+AUTO_TILE_PIXELS = 512 * 512
+"""Images larger than this restore in tiles (bounded memory); smaller ones in one pass."""
+DEFAULT_TILE = 384
+
+
+@dataclass
+class Restoration:
+    image: np.ndarray
+    """[H, W, 3] float32 in [0, 1]."""
+    analysis: Analysis
+    prompt: str
+    """The restoration prompt the restorer was given."""
+    automatic: bool
+    seconds: float
+    tiles: bool
+
+    def report(self) -> str:
+        found = (
+            ", ".join(
+                f"{f.op} ({f.parameter} {f.strength:g}, p={f.probability:.2f})"
+                for f in self.analysis.found
+            )
+            or "nothing"
+        )
+        mode = "automatic" if self.automatic else "user-guided"
+        return f"found: {found}; did ({mode}): {self.prompt}"
+
+
+class Restorer:
+    """The restorer with its perception and text towers, ready to call on images."""
+
+    def __init__(
+        self, model: RestorerModel, perception: PerceptionModel, text: TextEncoder
+    ) -> None:
+        self.model = model.eval()
+        self.perception = perception.eval()
+        self.text = text.eval()
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike[str] = "restorer") -> Restorer:
+        model = RestorerModel.from_pretrained(name_or_path)
+        perception = PerceptionModel.from_pretrained(model.config.perception)
+        return cls(model, perception, load_text_encoder(model.config.text_encoder))
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        image: np.ndarray | torch.Tensor,
+        *,
+        prompt: str | None = None,
+        semantic: str | None = None,
+        reference: np.ndarray | torch.Tensor | None = None,
+        strength: float = 1.0,
+        tile: int | None = None,
+    ) -> Restoration:
+        start = time.perf_counter()
+        pixels = torch.from_numpy(np.ascontiguousarray(as_hwc(image).transpose(2, 0, 1)))[None]
+        analysis = analyze(self.perception, pixels)
+        automatic = prompt is None
+        if automatic:
+            request = analysis.prompt if analysis.found else RestorationPrompt.blind_prompt()
+            prompt = request.format()
+        encoded = self.text([prompt])
+        semantic_encoded = self.text([semantic]) if semantic else None
+        height, width = pixels.shape[-2:]
+        reference_tensor = None
+        if reference is not None:
+            # The reference is brought to the image's frame once; each tile sees its part.
+            reference_pixels = as_hwc(reference).transpose(2, 0, 1)
+            reference_tensor = F.interpolate(
+                torch.from_numpy(np.ascontiguousarray(reference_pixels))[None],
+                size=(height, width),
+                mode="bilinear",
+                align_corners=False,
+            )
+        perception: Perception = analysis.perception
+        conditioning = make_conditioning(perception, encoded, semantic_encoded, None, None)
+        use_tiles = tile is not None or height * width > AUTO_TILE_PIXELS
+        tile_size = tile or DEFAULT_TILE
+
+        def run(patch: torch.Tensor, corner: tuple[int, int]) -> torch.Tensor:
+            condition = conditioning
+            if reference_tensor is not None:
+                y, x = corner
+                part = reference_tensor[..., y : y + patch.shape[-2], x : x + patch.shape[-1]]
+                # a tile padded to the network's multiple gets its reference padded alike
+                pad = (0, patch.shape[-1] - part.shape[-1], 0, patch.shape[-2] - part.shape[-2])
+                part = F.pad(part, pad, mode="replicate")
+                condition = make_conditioning(perception, encoded, semantic_encoded, None, part)
+            return self.model(patch, condition)
+
+        multiple = self.model.config.multiple
+        restored = restore_tiled(
+            pixels, run, tile=tile_size if use_tiles else max(height, width), multiple=multiple
+        )
+        output = pixels + float(strength) * (restored - pixels)
+        result = output[0].clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32)
+        return Restoration(
+            result, analysis, prompt, automatic, time.perf_counter() - start, use_tiles
+        )

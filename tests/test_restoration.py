@@ -1,0 +1,216 @@
+"""The restorer network, its blocks, requests, tiling and the Restorer pipeline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from vlir.conditioning import Conditioning
+from vlir.data.requests import sample_request
+from vlir.degradations import parse_ops
+from vlir.perception import PerceptionConfig, PerceptionModel
+from vlir.restoration import RestorerConfig, RestorerModel
+from vlir.restoration.blocks import CrossAttentionBlock, ModulationFusion, ReferenceBlock
+from vlir.tiling import restore_tiled
+
+TINY = RestorerConfig(
+    width=8, encoder_blocks=(1, 1), bottleneck_blocks=1, decoder_blocks=(1, 1), prompt_queries=2
+)
+
+
+def conditioning(batch: int = 2, reference: bool = False, size: int = 32) -> Conditioning:
+    return Conditioning(
+        deg_tokens=torch.randn(batch, 4, 384),
+        content_tokens=torch.randn(batch, 6, 384),
+        prompt_tokens=torch.randn(batch, 5, 384),
+        prompt_vector=torch.randn(batch, 384),
+        content_mask=torch.ones(batch, 6),
+        prompt_mask=torch.ones(batch, 5),
+        reference=torch.rand(batch, 3, size, size) if reference else None,
+    )
+
+
+def test_restorer_shapes_and_identity_at_start() -> None:
+    model = RestorerModel(TINY).eval()
+    image = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        out = model(image, conditioning())
+    assert out.shape == image.shape
+    with torch.no_grad():
+        with_reference = model(image, conditioning(reference=True))
+    assert torch.isfinite(with_reference).all()
+
+
+@pytest.mark.parametrize(
+    "switch",
+    ["use_degradation_block", "use_content_block", "use_reference_block", "use_modulation"],
+)
+def test_ablation_switches_remove_parts(switch: str) -> None:
+    import dataclasses
+
+    config = dataclasses.replace(TINY, **{switch: False})
+    model = RestorerModel(config)
+    names = {n for n, _ in model.named_parameters()}
+    full = {n for n, _ in RestorerModel(TINY).named_parameters()}
+    if switch != "use_modulation":
+        assert names < full
+    out = model(torch.rand(1, 3, 16, 16), conditioning(1, reference=True, size=16))
+    out.mean().backward()
+
+
+def test_modulation_starts_as_identity_and_learns() -> None:
+    fusion = ModulationFusion(384, 8)
+    x = torch.randn(2, 8, 4, 4)
+    vector = torch.randn(2, 384)
+    assert torch.equal(fusion(x, vector), x)
+    torch.nn.init.normal_(fusion.to_gamma_beta.weight)
+    assert not torch.allclose(fusion(x, vector), x)
+
+
+def test_cross_attention_respects_the_mask() -> None:
+    block = CrossAttentionBlock(16, 384)
+    torch.nn.init.constant_(block.gate, 1.0)
+    x = torch.randn(1, 16, 4, 4)
+    tokens = torch.randn(1, 3, 384)
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    changed = tokens.clone()
+    changed[0, 2] += 10.0  # a masked token must not matter
+    assert torch.allclose(block(x, tokens, mask), block(x, changed, mask), atol=1e-5)
+
+
+def test_reference_block_uses_the_reference() -> None:
+    block = ReferenceBlock(16)
+    torch.nn.init.constant_(block.gate, 1.0)
+    x = torch.randn(1, 16, 8, 8)
+    a, b = block(x, torch.randn(1, 16, 8, 8)), block(x, torch.randn(1, 16, 8, 8))
+    assert not torch.allclose(a, b)
+
+
+def test_requests_and_their_targets(photo: np.ndarray) -> None:
+    record = parse_ops("blur sigma=2, noise sigma=30", np.random.default_rng(0))
+    rng = np.random.default_rng(5)
+    kinds = set()
+    for _ in range(200):
+        request = sample_request(record, "an astronaut", rng)
+        kinds.add(request.kind)
+        target = record.partial_target(photo, request.target)
+        if request.kind in ("blind", "exact", "paraphrase"):
+            assert target.tobytes() == photo.tobytes()
+        if request.kind == "partial":
+            assert target.tobytes() != photo.tobytes()
+        if request.kind == "strength":
+            assert request.text.startswith(("deblur with sigma", "denoise"))
+    assert kinds == {"blind", "exact", "paraphrase", "partial", "strength"}
+
+
+def test_tiling_matches_untiled() -> None:
+    image = torch.rand(1, 3, 100, 140)
+    conv = torch.nn.Conv2d(3, 3, 3, padding=1, padding_mode="reflect")
+    with torch.no_grad():
+
+        def run(patch: torch.Tensor, corner: tuple[int, int]) -> torch.Tensor:
+            return conv(patch)
+
+        whole = run(image, (0, 0))
+        tiled = restore_tiled(image, run, tile=48, overlap=16)
+    mse = float(((whole - tiled) ** 2).mean())
+    assert 10 * np.log10(1 / max(mse, 1e-12)) > 45
+    pointwise = restore_tiled(image, lambda p, c: p * 2, tile=40, overlap=8)
+    assert torch.allclose(pointwise, image * 2, atol=1e-6)
+
+
+@pytest.fixture
+def tiny_checkpoints(tmp_path: Path) -> Path:
+    perception = tmp_path / "perception"
+    PerceptionModel(PerceptionConfig(widths=(8, 8, 8, 8, 8), hidden=16)).save_pretrained(perception)
+    import dataclasses
+
+    RestorerModel(dataclasses.replace(TINY, perception=str(perception))).save_pretrained(
+        tmp_path / "restorer"
+    )
+    return tmp_path / "restorer"
+
+
+def test_restorer_pipeline(tiny_checkpoints: Path, photo: np.ndarray) -> None:
+    from vlir.pipeline import Restorer
+
+    restorer = Restorer.from_pretrained(tiny_checkpoints)
+    result = restorer(photo)
+    assert result.image.shape == photo.shape and result.automatic
+    assert "found:" in result.report()
+    kept = restorer(photo, prompt="denoise", strength=0.0)
+    assert np.allclose(kept.image, np.clip(photo, 0, 1), atol=1e-6)
+    guided = restorer(
+        photo,
+        prompt="remove the rain but keep the blur",
+        semantic="a person",
+        reference=photo[::-1],
+        tile=64,
+    )
+    assert guided.tiles and not guided.automatic and guided.image.shape == photo.shape
+
+
+def test_restore_cli(tiny_checkpoints: Path, tmp_path: Path, photo: np.ndarray) -> None:
+    rgba = np.dstack(
+        [np.round(photo * 255).astype(np.uint8), np.full(photo.shape[:2], 128, np.uint8)]
+    )
+    PILImage.fromarray(rgba, "RGBA").save(tmp_path / "in.png")
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff")
+    command = [sys.executable, "-m", "vlir.cli", "restore", "--model", str(tiny_checkpoints)]
+    result = subprocess.run(
+        [
+            *command,
+            str(tmp_path / "in.png"),
+            str(tmp_path / "bad.jpg"),
+            "-o",
+            str(tmp_path / "out"),
+            "--prompt",
+            "denoise",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "did (user-guided): denoise" in result.stdout
+    restored = PILImage.open(tmp_path / "out" / "in.png")
+    assert restored.mode == "RGBA" and np.asarray(restored)[..., 3].min() == 128
+    bad = subprocess.run(
+        [*command, str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"), "--strength", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 1 and "strength" in bad.stderr
+
+
+def test_restorer_checkpoint_round_trip(tiny_checkpoints: Path) -> None:
+    model = RestorerModel.from_pretrained(tiny_checkpoints)
+    config = json.loads((tiny_checkpoints / "config.json").read_text())
+    assert config["model_type"] == "restorer" and model.config.width == 8
+
+
+def test_restorer_checkpoint_runs_in_the_benchmark(tiny_checkpoints: Path, tmp_path: Path) -> None:
+    from skimage import data
+
+    from vlir.evaluation import parse_task, run_benchmark
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    PILImage.fromarray(data.astronaut()[:64, :64]).save(folder / "a.png")
+    result = run_benchmark(
+        parse_task("sr:2"),
+        folder,
+        ["identity", str(tiny_checkpoints)],
+        tmp_path / "run",
+        cache=tmp_path / "cache",
+    )
+    assert [m.name for m in result.methods] == ["identity", "restorer"]
+    assert np.isfinite(result.methods[1].mean("psnr"))
