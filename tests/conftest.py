@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image as PILImage
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -32,3 +33,19 @@ def photo() -> np.ndarray:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def tiny_training_data(tmp_path: Path) -> tuple[Path, Path]:
+    """Three small captioned photos laid out like BSD400 + captions/train.tsv."""
+    from skimage import data
+
+    folder = tmp_path / "train"
+    folder.mkdir()
+    rows = []
+    for index, image in enumerate((data.astronaut(), data.chelsea(), data.coffee())):
+        PILImage.fromarray(image[:200, :300]).save(folder / f"im{index}.png")
+        rows.append(f"train/im{index}.png\t{['an astronaut', 'a cat', 'a cup of coffee'][index]}")
+    captions = tmp_path / "captions.tsv"
+    captions.write_text("\n".join(rows) + "\n")
+    return folder, captions

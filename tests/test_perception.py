@@ -104,21 +104,6 @@ def test_clip_image_tower(tmp_path: Path) -> None:
     assert out.content_tokens.shape == (2, 16, 384) and out.presence_logits.shape[0] == 2
 
 
-@pytest.fixture
-def tiny_training_data(tmp_path: Path) -> tuple[Path, Path]:
-    from skimage import data
-
-    folder = tmp_path / "train"
-    folder.mkdir()
-    rows = []
-    for index, image in enumerate((data.astronaut(), data.chelsea(), data.coffee())):
-        PILImage.fromarray(image[:200, :300]).save(folder / f"im{index}.png")
-        rows.append(f"train/im{index}.png\t{['an astronaut', 'a cat', 'a cup of coffee'][index]}")
-    captions = tmp_path / "captions.tsv"
-    captions.write_text("\n".join(rows) + "\n")
-    return folder, captions
-
-
 def _recipe(tmp_path: Path, data: Path, captions: Path, steps: int) -> Path:
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(

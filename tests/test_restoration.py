@@ -214,3 +214,26 @@ def test_restorer_checkpoint_runs_in_the_benchmark(tiny_checkpoints: Path, tmp_p
     )
     assert [m.name for m in result.methods] == ["identity", "restorer"]
     assert np.isfinite(result.methods[1].mean("psnr"))
+
+
+def test_restorer_training_runs_and_resumes(
+    tmp_path: Path, tiny_training_data: tuple[Path, Path]
+) -> None:
+    from vlir.training.common import load_recipe
+    from vlir.training.restorer import RestorerRecipe, train
+
+    data, captions = tiny_training_data
+    perception = tmp_path / "perception"
+    PerceptionModel(PerceptionConfig(widths=(8, 8, 8, 8, 8), hidden=16)).save_pretrained(perception)
+    recipe = tmp_path / "restorer.yaml"
+    recipe.write_text(
+        f"data: {data}\ncaptions: {captions}\nperception: {perception}\nsteps: 2\nbatch: 2\n"
+        "crop: 32\nholdout: 1\nvalidate_every: 2\nlog_every: 1\ncheckpoint_minutes: 0\n"
+        "p_reference: 1.0\nmodel:\n  width: 8\n  prompt_queries: 2\n"
+    )
+    out = tmp_path / "run"
+    train(load_recipe(RestorerRecipe, recipe, {"out": str(out)}))
+    train(load_recipe(RestorerRecipe, recipe, {"out": str(out), "steps": 3}))
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 3 and "val/psnr_blind" in lines[-1]
+    assert RestorerModel.from_pretrained(out / "best").config.width == 8

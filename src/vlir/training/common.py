@@ -7,7 +7,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -135,3 +135,53 @@ def average_gradients(module: nn.Module, world: int) -> None:
                 parameter.grad = torch.zeros_like(parameter)
             dist.all_reduce(parameter.grad)
             parameter.grad /= world
+
+
+class Milestones:
+    """What every trainer does after a step: validate, export the best, checkpoint.
+
+    Validation runs every ``validate_every`` steps and at the end; a better score
+    exports ``OUT/best``. A checkpoint (``OUT/checkpoint.pt``, plus ``OUT/last``)
+    is written every ``minutes`` and at the end. Only the main process does any
+    of it.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        *,
+        main: bool,
+        validate_every: int,
+        minutes: float,
+        best: float,
+        logger: Logger,
+    ) -> None:
+        self.out, self.main, self.logger = out, main, logger
+        self.validate_every, self.minutes, self.best = validate_every, minutes, best
+        self.last_save = time.time()
+
+    def after_step(
+        self,
+        step: int,
+        total: int,
+        *,
+        validate: Callable[[], dict[str, float]],
+        score: str,
+        export: Callable[[Path], None],
+        state: Callable[[], dict[str, Any]],
+    ) -> None:
+        if not self.main:
+            return
+        is_last = step == total
+        if step % self.validate_every == 0 or is_last:
+            metrics = validate()
+            self.logger.log(step, metrics)
+            if metrics[score] >= self.best:
+                self.best = metrics[score]
+                export(self.out / "best")
+        if is_last or time.time() - self.last_save > self.minutes * 60:
+            save_checkpoint(
+                self.out / "checkpoint.pt", {**state(), "step": step, "best": self.best}
+            )
+            export(self.out / "last")
+            self.last_save = time.time()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +34,11 @@ from vlir.perception.model import PerceptionConfig, PerceptionModel
 from vlir.text import TextEncoder, load_text_encoder
 from vlir.training.common import (
     Logger,
+    Milestones,
     average_gradients,
     cosine_lr,
     load_checkpoint,
     load_recipe,
-    save_checkpoint,
     setup_distributed,
 )
 
@@ -215,7 +214,14 @@ def train(recipe: PerceptionRecipe) -> Path:
     texts = TextCache(text)
     logger = Logger(out, dist_info.main)
     rng = np.random.default_rng([recipe.seed, dist_info.rank, step])
-    last_save = time.time()
+    milestones = Milestones(
+        out,
+        main=dist_info.main,
+        validate_every=recipe.validate_every,
+        minutes=recipe.checkpoint_minutes,
+        best=best,
+        logger=logger,
+    )
     l_align = torch.zeros(())  # logged as its latest value: it is computed every few steps
     model.train()
     while step < recipe.steps:
@@ -269,27 +275,19 @@ def train(recipe: PerceptionRecipe) -> Path:
                     "lr": optimizer.param_groups[0]["lr"],
                 },
             )
-        is_last = step == recipe.steps
-        if dist_info.main and (step % recipe.validate_every == 0 or is_last):
-            metrics = validate(model, val_sampler, recipe.seed + 99)
-            logger.log(step, metrics)
-            if metrics["val/f1_macro"] >= best:
-                best = metrics["val/f1_macro"]
-                export(model, text, out / "best")
-        if dist_info.main and (time.time() - last_save > recipe.checkpoint_minutes * 60 or is_last):
-            save_checkpoint(
-                out / "checkpoint.pt",
-                {
-                    "model": model.state_dict(),
-                    "lora": text.lora_state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "step": step,
-                    "best": best,
-                    "recipe": dataclasses.asdict(recipe),
-                },
-            )
-            export(model, text, out / "last")
-            last_save = time.time()
+        milestones.after_step(
+            step,
+            recipe.steps,
+            validate=lambda: validate(model, val_sampler, recipe.seed + 99),
+            score="val/f1_macro",
+            export=lambda directory: export(model, text, directory),
+            state=lambda: {
+                "model": model.state_dict(),
+                "lora": text.lora_state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "recipe": dataclasses.asdict(recipe),
+            },
+        )
     return out / "best"
 
 

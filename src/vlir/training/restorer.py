@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,11 @@ from vlir.restoration import RestorerConfig, RestorerModel, make_conditioning
 from vlir.text import load_text_encoder
 from vlir.training.common import (
     Logger,
+    Milestones,
     average_gradients,
     cosine_lr,
     load_checkpoint,
     load_recipe,
-    save_checkpoint,
     setup_distributed,
 )
 
@@ -157,7 +156,14 @@ def train(recipe: RestorerRecipe) -> Path:
             dist.broadcast(tensor, 0)
     logger = Logger(out, dist_info.main)
     rng = np.random.default_rng([recipe.seed, dist_info.rank, step])
-    last_save = time.time()
+    milestones = Milestones(
+        out,
+        main=dist_info.main,
+        validate_every=recipe.validate_every,
+        minutes=recipe.checkpoint_minutes,
+        best=best,
+        logger=logger,
+    )
     model.train()
     while step < recipe.steps:
         for group in optimizer.param_groups:
@@ -210,26 +216,18 @@ def train(recipe: RestorerRecipe) -> Path:
                     "lr": optimizer.param_groups[0]["lr"],
                 },
             )
-        is_last = step == recipe.steps
-        if dist_info.main and (step % recipe.validate_every == 0 or is_last):
-            metrics = validate(model, encoders, val_sampler, recipe.seed + 99)
-            logger.log(step, metrics)
-            if metrics["val/psnr_blind"] >= best:
-                best = metrics["val/psnr_blind"]
-                model.save_pretrained(out / "best")
-        if dist_info.main and (time.time() - last_save > recipe.checkpoint_minutes * 60 or is_last):
-            save_checkpoint(
-                out / "checkpoint.pt",
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "step": step,
-                    "best": best,
-                    "recipe": dataclasses.asdict(recipe),
-                },
-            )
-            model.save_pretrained(out / "last")
-            last_save = time.time()
+        milestones.after_step(
+            step,
+            recipe.steps,
+            validate=lambda: validate(model, encoders, val_sampler, recipe.seed + 99),
+            score="val/psnr_blind",
+            export=model.save_pretrained,
+            state=lambda: {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "recipe": dataclasses.asdict(recipe),
+            },
+        )
     return out / "best"
 
 
