@@ -191,3 +191,17 @@ def test_analyze_cli(tmp_path: Path) -> None:
     assert as_json.returncode == 1 and "Traceback" not in as_json.stderr
     reports = json.loads(as_json.stdout)
     assert len(reports) == 1 and set(reports[0]) == {"image", "degradations", "all", "prompt"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "op"), [("noise sigma=50", "noise"), ("blur sigma=3", "blur"), ("", None)]
+)
+def test_shipped_perception_names_clear_cases(spec: str, op: str | None) -> None:
+    from skimage import data
+
+    model = PerceptionModel.from_pretrained()  # the shipped weights, no network
+    clean = data.astronaut().astype(np.float32) / 255
+    image = parse_ops(spec, np.random.default_rng(0)).apply(clean) if spec else clean
+    result = analyze(model, torch.from_numpy(image).permute(2, 0, 1)[None].float())
+    found = [f.op for f in result.found]
+    assert (op in found) if op else not found
