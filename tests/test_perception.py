@@ -128,6 +128,15 @@ def test_training_runs_resumes_and_exports(tmp_path: Path, tiny_training_data) -
     assert steps[-1] == 3 and 1 in steps  # resumed at step 2, did one more
     model = PerceptionModel.from_pretrained(out / "last")
     assert model.text_lora_state()  # the caption-alignment LoRA travels with the model
+    fresh = tmp_path / "continued"
+    train(
+        load_recipe(
+            PerceptionRecipe,
+            recipe_file,
+            {"out": str(fresh), "steps": 1, "init": str(out / "last")},
+        )
+    )
+    assert PerceptionModel.from_pretrained(fresh / "last").text_lora_state()
 
 
 def test_training_under_torchrun_with_two_processes(tmp_path: Path, tiny_training_data) -> None:

@@ -87,6 +87,9 @@ class PerceptionRecipe:
     w_regression: float = 2.0
     model: dict[str, Any] = field(default_factory=dict)
     """PerceptionConfig overrides, e.g. {widths: [16, 32, 64, 96, 128]}."""
+    init: str | None = None
+    """Start a new run from these weights (e.g. "perception", the shipped ones), LoRA included;
+    ignored when OUT/checkpoint.pt exists (that run resumes instead)."""
 
 
 def low_quality_caption(caption: str, names: tuple[str, ...], rng: np.random.Generator) -> str:
@@ -183,6 +186,10 @@ def train(recipe: PerceptionRecipe) -> Path:
     model = PerceptionModel(config)
     text = load_text_encoder(config.text_encoder)
     text.add_lora(config.lora_rank, config.lora_alpha)
+    if recipe.init and not (out / "checkpoint.pt").exists():
+        start = PerceptionModel.from_pretrained(recipe.init)
+        model.load_state_dict(start.state_dict())
+        text.backbone.load_state_dict(start.text_lora_state(), strict=False)
     trainable = _Trainable(model, text).to(dist_info.device)
     captions = load_captions(recipe.captions)
     images = CleanImages(recipe.data, config.train_size, captions)

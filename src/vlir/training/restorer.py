@@ -60,6 +60,8 @@ class RestorerRecipe:
     log_every: int = 25
     seed: int = 0
     model: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
+    """Start a new run from these weights; ignored when OUT/checkpoint.pt exists."""
 
 
 def frequency_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -132,6 +134,8 @@ def train(recipe: RestorerRecipe) -> Path:
         **{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.model.items()},
     )
     model = RestorerModel(config).to(dist_info.device)
+    if recipe.init and not (out / "checkpoint.pt").exists():
+        model.load_state_dict(RestorerModel.from_pretrained(recipe.init).state_dict())
     encoders = Encoders(config.perception, config.text_encoder, dist_info.device)
     images = CleanImages(recipe.data, None, load_captions(recipe.captions))
     holdout = list(range(0, len(images), max(1, len(images) // recipe.holdout)))[: recipe.holdout]
