@@ -214,3 +214,16 @@ def test_shipped_perception_names_clear_cases(spec: str, op: str | None) -> None
     result = analyze(model, torch.from_numpy(image).permute(2, 0, 1)[None].float())
     found = [f.op for f in result.found]
     assert (op in found) if op else not found
+
+
+def test_recipe_settings_from_the_command_line() -> None:
+    from vlir.training.common import load_recipe, parse_settings
+    from vlir.training.perception import PerceptionRecipe
+
+    settings = parse_settings(["batch=8", "lr=3e-4", "init=perception", "out = runs/x"])
+    assert settings == {"batch": 8, "lr": 3e-4, "init": "perception", "out": "runs/x"}
+    assert load_recipe(PerceptionRecipe, None, settings).batch == 8
+    with pytest.raises(VlirError, match="KEY=VALUE"):
+        parse_settings(["batch"])
+    with pytest.raises(VlirError, match="unknown recipe key 'bacth'"):
+        load_recipe(PerceptionRecipe, None, parse_settings(["bacth=8"]))

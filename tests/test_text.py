@@ -133,3 +133,13 @@ def test_tiny_clip_text_backend(tmp_path: Path) -> None:
 def test_unknown_text_encoder() -> None:
     with pytest.raises(VlirError):
         load_text_encoder("/nonexistent/encoder")
+
+
+def test_minilm_folder_can_be_pointed_at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vlir.text.encoder import minilm_path
+
+    monkeypatch.setenv("VLIR_MINILM", str(tmp_path))
+    with pytest.raises(VlirError, match="VLIR_MINILM"):
+        minilm_path()
+    (tmp_path / "config.json").write_text("{}")
+    assert minilm_path() == tmp_path

@@ -342,33 +342,48 @@ Recipe = Annotated[str | None, typer.Option("--recipe", help="YAML recipe (see c
 RunDir = Annotated[str | None, typer.Option("--out", help="Run folder.")]
 Steps = Annotated[int | None, typer.Option("--steps", help="Total steps.")]
 Batch = Annotated[int | None, typer.Option("--batch", help="Images per step.")]
+Settings = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="KEY=VALUE", help="Any recipe key, e.g. --set crop=128."),
+]
 
 
-def _train(stage: str, recipe: str | None, overrides: dict[str, object]) -> None:
+def _train(
+    stage: str, recipe: str | None, overrides: dict[str, object], settings: list[str] | None
+) -> None:
     import importlib
 
-    from vlir.training.common import load_recipe
+    from vlir.training.common import load_recipe, parse_settings
 
     module = importlib.import_module(f"vlir.training.{stage}")
     recipe_class = getattr(module, f"{stage.capitalize()}Recipe")
-    best = module.train(load_recipe(recipe_class, recipe, overrides))
+    values = {**overrides, **parse_settings(settings)}
+    best = module.train(load_recipe(recipe_class, recipe, values))
     out.print(f"best checkpoint: {best}", markup=False, highlight=False)
 
 
 @train_app.command("perception")
 def train_perception(
-    recipe: Recipe = None, out_dir: RunDir = None, steps: Steps = None, batch: Batch = None
+    recipe: Recipe = None,
+    out_dir: RunDir = None,
+    steps: Steps = None,
+    batch: Batch = None,
+    settings: Settings = None,
 ) -> None:
     """VLMIR stage 1: resumes from OUT/checkpoint.pt; exports OUT/best and OUT/last."""
-    _train("perception", recipe, {"out": out_dir, "steps": steps, "batch": batch})
+    _train("perception", recipe, {"out": out_dir, "steps": steps, "batch": batch}, settings)
 
 
 @train_app.command("restorer")
 def train_restorer(
-    recipe: Recipe = None, out_dir: RunDir = None, steps: Steps = None, batch: Batch = None
+    recipe: Recipe = None,
+    out_dir: RunDir = None,
+    steps: Steps = None,
+    batch: Batch = None,
+    settings: Settings = None,
 ) -> None:
     """LMDIR + SPIRE restorer: resumes from OUT/checkpoint.pt; exports OUT/best and OUT/last."""
-    _train("restorer", recipe, {"out": out_dir, "steps": steps, "batch": batch})
+    _train("restorer", recipe, {"out": out_dir, "steps": steps, "batch": batch}, settings)
 
 
 @app.command()

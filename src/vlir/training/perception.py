@@ -39,6 +39,7 @@ from vlir.training.common import (
     cosine_lr,
     load_checkpoint,
     load_recipe,
+    parse_settings,
     setup_distributed,
 )
 
@@ -309,10 +310,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any recipe key")
     args = parser.parse_args(argv)
-    recipe = load_recipe(
-        PerceptionRecipe, args.recipe, {"out": args.out, "steps": args.steps, "batch": args.batch}
-    )
+    overrides = {"out": args.out, "steps": args.steps, "batch": args.batch}
+    recipe = load_recipe(PerceptionRecipe, args.recipe, {**overrides, **parse_settings(args.set)})
     train(recipe)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from vlir.training.common import (
     cosine_lr,
     load_checkpoint,
     load_recipe,
+    parse_settings,
     setup_distributed,
 )
 
@@ -62,6 +64,13 @@ class RestorerRecipe:
     model: dict[str, Any] = field(default_factory=dict)
     init: str | None = None
     """Start a new run from these weights; ignored when OUT/checkpoint.pt exists."""
+    workers: int = 0
+    """Processes that synthesise batches (0: the training process itself). On a GPU
+    the degradations, not the network, are the bottleneck: give them the cores."""
+    amp: bool = False
+    """bfloat16 autocast for the networks on CUDA (losses stay float32)."""
+    max_minutes: float | None = None
+    """Checkpoint and stop after this long, to resume later (time-limited machines)."""
 
 
 def frequency_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -75,6 +84,97 @@ def reference_crops(clean: torch.Tensor, rng: np.random.Generator) -> torch.Tens
     """Another view of the same subject: the clean crop shifted and flipped."""
     shift = (int(rng.integers(-8, 9)), int(rng.integers(-8, 9)))
     return torch.roll(clean, shifts=shift, dims=(2, 3)).flip(3)
+
+
+@dataclass
+class TrainingBatch:
+    degraded: torch.Tensor
+    """[B, 3, H, W] the network's input."""
+    target: torch.Tensor
+    """[B, 3, H, W] what the request asks for (the partial target of the record)."""
+    prompts: list[str]
+    semantics: list[str | None]
+    reference: torch.Tensor | None
+    """[B, 3, H, W] another view of each subject, for some batches only."""
+
+    def pin_memory(self) -> TrainingBatch:
+        """Called by the DataLoader on CUDA machines, so host-to-GPU copies overlap."""
+        return dataclasses.replace(
+            self,
+            degraded=self.degraded.pin_memory(),
+            target=self.target.pin_memory(),
+            reference=None if self.reference is None else self.reference.pin_memory(),
+        )
+
+
+class TrainingBatches(torch.utils.data.IterableDataset):
+    """An endless stream of (degraded, request, target) batches.
+
+    Every worker draws from its own generator, seeded by (seed, rank, step it
+    started at, worker), so a resumed run does not replay the batches it saw.
+    """
+
+    def __init__(
+        self, sampler: DegradedSampler, recipe: RestorerRecipe, rank: int, start_step: int
+    ) -> None:
+        self.sampler, self.recipe = sampler, recipe
+        self.rank, self.start_step = rank, start_step
+
+    def __iter__(self):  # -> Iterator[TrainingBatch]
+        info = torch.utils.data.get_worker_info()
+        worker = 0 if info is None else info.id
+        if info is not None:
+            import cv2
+
+            torch.set_num_threads(1)
+            cv2.setNumThreads(1)
+        rng = np.random.default_rng([self.recipe.seed, self.rank, self.start_step, worker])
+        while True:
+            yield self.draw(rng)
+
+    def draw(self, rng: np.random.Generator) -> TrainingBatch:
+        recipe = self.recipe
+        batch = self.sampler.sample(rng, recipe.batch)
+        requests = [
+            sample_request(r, c, rng, p_semantic=recipe.p_semantic)
+            for r, c in zip(batch.records, batch.captions, strict=True)
+        ]
+        clean_np = batch.clean.permute(0, 2, 3, 1).numpy()
+        targets = np.stack(
+            [
+                record.partial_target(clean, request.target)
+                for record, clean, request in zip(batch.records, clean_np, requests, strict=True)
+            ]
+        )
+        reference = None
+        if rng.random() < recipe.p_reference:
+            reference = reference_crops(batch.clean, rng)
+        return TrainingBatch(
+            degraded=batch.degraded,
+            target=torch.from_numpy(targets).permute(0, 3, 1, 2).contiguous(),
+            prompts=[r.text for r in requests],
+            semantics=[r.semantic for r in requests],
+            reference=reference,
+        )
+
+
+def _as_is(batch: TrainingBatch) -> TrainingBatch:
+    return batch
+
+
+def batch_stream(dataset: TrainingBatches, workers: int):  # -> Iterator[TrainingBatch]
+    if workers == 0:
+        return iter(dataset)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        prefetch_factor=4,
+        persistent_workers=True,
+        collate_fn=_as_is,
+    )
+    return iter(loader)
 
 
 class Encoders:
@@ -159,7 +259,11 @@ def train(recipe: RestorerRecipe) -> Path:
         for tensor in model.state_dict().values():
             dist.broadcast(tensor, 0)
     logger = Logger(out, dist_info.main)
-    rng = np.random.default_rng([recipe.seed, dist_info.rank, step])
+    stream = batch_stream(TrainingBatches(sampler, recipe, dist_info.rank, step), recipe.workers)
+    autocast = torch.autocast(
+        "cuda", dtype=torch.bfloat16, enabled=recipe.amp and dist_info.device.type == "cuda"
+    )
+    started, data_seconds = time.time(), 0.0
     milestones = Milestones(
         out,
         main=dist_info.main,
@@ -172,34 +276,17 @@ def train(recipe: RestorerRecipe) -> Path:
     while step < recipe.steps:
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, recipe.steps, recipe.warmup, recipe.lr)
-        batch = sampler.sample(rng, recipe.batch)
-        requests = [
-            sample_request(r, c, rng, p_semantic=recipe.p_semantic)
-            for r, c in zip(batch.records, batch.captions, strict=True)
-        ]
-        clean_np = batch.clean.permute(0, 2, 3, 1).numpy()
-        targets = (
-            torch.from_numpy(
-                np.stack(
-                    [
-                        record.partial_target(clean, request.target)
-                        for record, clean, request in zip(
-                            batch.records, clean_np, requests, strict=True
-                        )
-                    ]
-                )
-            )
-            .permute(0, 3, 1, 2)
-            .to(dist_info.device)
-        )
-        degraded = batch.degraded.to(dist_info.device)
+        waited = time.perf_counter()
+        batch = next(stream)
+        data_seconds += time.perf_counter() - waited
+        degraded = batch.degraded.to(dist_info.device, non_blocking=True)
+        targets = batch.target.to(dist_info.device, non_blocking=True)
         reference = None
-        if rng.random() < recipe.p_reference:
-            reference = reference_crops(batch.clean, rng).to(dist_info.device)
-        condition = encoders.conditioning(
-            degraded, [r.text for r in requests], [r.semantic for r in requests], reference
-        )
-        output = model(degraded, condition)
+        if batch.reference is not None:
+            reference = batch.reference.to(dist_info.device, non_blocking=True)
+        with autocast:
+            condition = encoders.conditioning(degraded, batch.prompts, batch.semantics, reference)
+            output = model(degraded, condition).float()
         l1 = F.l1_loss(output, targets)
         spectral = frequency_l1(output, targets)
         loss = l1 + recipe.frequency_weight * spectral
@@ -218,11 +305,16 @@ def train(recipe: RestorerRecipe) -> Path:
                     "loss/l1": float(l1.detach()),
                     "loss/frequency": float(spectral.detach()),
                     "lr": optimizer.param_groups[0]["lr"],
+                    "time/data_ms": 1000 * data_seconds / recipe.log_every,
                 },
             )
+            data_seconds = 0.0
+        out_of_time = (
+            recipe.max_minutes is not None and time.time() - started > recipe.max_minutes * 60
+        )
         milestones.after_step(
             step,
-            recipe.steps,
+            step if out_of_time else recipe.steps,
             validate=lambda: validate(model, encoders, val_sampler, recipe.seed + 99),
             score="val/psnr_blind",
             export=model.save_pretrained,
@@ -232,6 +324,8 @@ def train(recipe: RestorerRecipe) -> Path:
                 "recipe": dataclasses.asdict(recipe),
             },
         )
+        if out_of_time:
+            break
     return out / "best"
 
 
@@ -242,17 +336,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--perception", default=None)
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any recipe key")
     args = parser.parse_args(argv)
-    recipe = load_recipe(
-        RestorerRecipe,
-        args.recipe,
-        {
-            "out": args.out,
-            "steps": args.steps,
-            "batch": args.batch,
-            "perception": args.perception,
-        },
-    )
+    overrides = {
+        "out": args.out,
+        "steps": args.steps,
+        "batch": args.batch,
+        "perception": args.perception,
+    }
+    recipe = load_recipe(RestorerRecipe, args.recipe, {**overrides, **parse_settings(args.set)})
     train(recipe)
 
 
