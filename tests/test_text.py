@@ -143,3 +143,18 @@ def test_minilm_folder_can_be_pointed_at(tmp_path: Path, monkeypatch: pytest.Mon
         minilm_path()
     (tmp_path / "config.json").write_text("{}")
     assert minilm_path() == tmp_path
+
+
+def test_cached_encoder_matches_the_tower(minilm: MiniLMTextEncoder) -> None:
+    from vlir.text import CachedTextEncoder
+
+    cached = CachedTextEncoder(minilm, capacity=3)
+    texts = ["remove all degradation", "a cat on a sofa under a window", "denoise with sigma 25"]
+    for batch in (texts, texts[::-1] + texts[:1], ["remove all degradation", "dehaze"]):
+        want, got = minilm(batch), cached(batch)
+        assert got.tokens.shape == want.tokens.shape
+        torch.testing.assert_close(got.mask, want.mask)
+        torch.testing.assert_close(got.pooled, want.pooled, atol=1e-5, rtol=1e-4)
+        real = want.mask[..., None].bool()
+        torch.testing.assert_close(got.tokens * real, want.tokens * real, atol=1e-4, rtol=1e-4)
+    assert len(cached.entries) <= 3  # the capacity bounds memory: it starts over when full

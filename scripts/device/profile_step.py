@@ -4,7 +4,9 @@
 
 Prints the median milliseconds of: waiting for data, the text tower, perception,
 the restorer's forward, backward and optimiser step, with the main process's
-intra-op thread count as found and as set by ``--threads``.
+intra-op thread count as found and as set by ``--threads``. The text tower is
+the training one, which caches sentences it has encoded. The first third of the
+steps (warm-up) is left out of the medians.
 """
 
 from __future__ import annotations

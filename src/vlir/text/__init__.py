@@ -1,5 +1,6 @@
 """Text towers (MiniLM shipped, Hugging Face CLIP optional) with LoRA."""
 
+from vlir.text.cache import CachedTextEncoder
 from vlir.text.encoder import (
     CLIPTextEncoder,
     MiniLMTextEncoder,
@@ -10,6 +11,7 @@ from vlir.text.encoder import (
 
 __all__ = [
     "CLIPTextEncoder",
+    "CachedTextEncoder",
     "MiniLMTextEncoder",
     "TextEncoder",
     "TextEncoding",

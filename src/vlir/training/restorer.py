@@ -26,7 +26,7 @@ from vlir.data.requests import sample_request
 from vlir.degradations import DegradationPipeline, RestorationPrompt
 from vlir.perception import PerceptionModel
 from vlir.restoration import RestorerConfig, RestorerModel, make_conditioning
-from vlir.text import load_text_encoder
+from vlir.text import CachedTextEncoder, load_text_encoder
 from vlir.training.common import (
     Logger,
     Milestones,
@@ -182,7 +182,7 @@ class Encoders:
 
     def __init__(self, perception: str, text: str, device: torch.device) -> None:
         self.perception = PerceptionModel.from_pretrained(perception).to(device).eval()
-        self.text = load_text_encoder(text).to(device).eval()
+        self.text = CachedTextEncoder(load_text_encoder(text).to(device).eval())
         self.device = device
 
     @torch.no_grad()
