@@ -3,9 +3,9 @@
 Training draws the same sentences again and again (the blind prompt alone is a
 quarter of the restorer's requests, and there are 400 captions). Encoding only
 sentences not seen before skips the tower for most of them: on 2 CPU cores the
-tower was ~14% of a step (batch 4, 64x64), on the H100 the cache made no
-measurable difference. Only for frozen towers: a cached encoding would go stale under LoRA
-training.
+tower was ~14% of a step (batch 4, 64x64); on the H100 the cache made no
+measurable difference. Only for frozen towers: a cached encoding would go stale
+under LoRA training.
 """
 
 from __future__ import annotations
