@@ -95,6 +95,24 @@ def test_sr_baselines_give_the_hr_size(photo: np.ndarray) -> None:
     assert get_method("identity")(sample).shape == (96, 128, 3)
 
 
+def test_sr_uses_the_datasets_lr_only_when_it_matches_its_hr(tmp_path: Path) -> None:
+    from skimage import data
+
+    hr = data.astronaut()[:96, :124]  # mod-4 crop: 96 x 124
+    (tmp_path / "HR").mkdir()
+    (tmp_path / "LR_bicubic_x2").mkdir()
+    PILImage.fromarray(hr).save(tmp_path / "HR" / "a.png")
+    PILImage.fromarray(hr).save(tmp_path / "HR" / "b.png")
+    matching = data.astronaut()[100:148, 100:162]  # 48 x 62: its content marks it as given
+    PILImage.fromarray(matching).save(tmp_path / "LR_bicubic_x2" / "a.png")
+    PILImage.fromarray(data.astronaut()[:48, :63]).save(tmp_path / "LR_bicubic_x2" / "b.png")
+    task = parse_task("sr:2")
+    given, target = task.make(tmp_path / "HR" / "a.png", tmp_path, 0, 0)
+    np.testing.assert_array_equal(np.round(given.degraded * 255), matching)
+    made, target = task.make(tmp_path / "HR" / "b.png", tmp_path, 0, 1)
+    assert made.degraded.shape == (48, 62, 3) and target.shape == (96, 124, 3)
+
+
 def test_task_parsing() -> None:
     assert parse_task("denoise:25").name == "denoise-25"
     sr = parse_task("sr:4")

@@ -6,7 +6,8 @@ Standard tasks follow the field's protocols so numbers compare with papers:
 - ``jpeg-y:10``   JPEG of the Y (grey) image at quality 10, PSNR on it (ARCNN/DnCNN).
 - ``jpeg:10``     colour JPEG at quality 10 (what users have); PSNR on Y.
 - ``sr:4``        HR mod-cropped to 4, MATLAB-bicubic LR (the dataset's own LR files
-  when it has ``LR_bicubic_x4/``); PSNR/SSIM on Y, border of 4 shaved.
+  when it has ``LR_bicubic_x4/`` and they match the HR's size); PSNR/SSIM on Y,
+  border of 4 shaved.
 
 Anything else is an in-project synthetic task made by the degradation engine
 with a fixed seed, its parameters drawn per image from each op's range:
@@ -84,9 +85,16 @@ class Task:
         if self.kind == "sr":
             target = modcrop(clean, self.level)
             given = dataset / f"LR_bicubic_x{self.level}" / path.name
+            low = None
             if path.parent.name == "HR" and given.exists():
                 low = load_image(given).rgb
-            else:
+                if low.shape[0] * self.level != target.shape[0] or (
+                    low.shape[1] * self.level != target.shape[1]
+                ):
+                    # Some copies of Set14 pair an HR crop with LR made from the uncropped
+                    # photo; that LR does not match its ground truth, so make our own.
+                    low = None
+            if low is None:
                 low = np.round(np.clip(imresize(target, 1 / self.level), 0, 1) * 255) / 255
             return Sample(path.stem, low.astype(np.float32), scale=self.level), target
         steps = tuple(
