@@ -276,3 +276,18 @@ def test_shipped_restorer_removes_noise(photo: np.ndarray) -> None:
     result = Restorer.from_pretrained()(noisy)
     assert "noise" in {f.op for f in result.analysis.found}
     assert psnr(result.image, photo) > psnr(np.clip(noisy, 0, 1), photo) + 3
+
+
+def test_sampler_can_turn_photos_grey(tiny_training_data: tuple[Path, Path]) -> None:
+    from vlir.data import CleanImages, DegradedSampler
+    from vlir.degradations import DegradationPipeline
+
+    images = CleanImages(tiny_training_data[0], None, None)
+    pipeline = DegradationPipeline(max_ops=1)
+    grey = DegradedSampler(images, pipeline, p_grey=1.0, crop=(32, 32))
+    batch = grey.sample(np.random.default_rng(0), 4)
+    assert torch.allclose(batch.clean[:, 0], batch.clean[:, 1], atol=1e-6)
+    assert torch.allclose(batch.clean[:, 1], batch.clean[:, 2], atol=1e-6)
+    colour = DegradedSampler(images, pipeline, p_grey=0.0, crop=(32, 32))
+    batch = colour.sample(np.random.default_rng(0), 4)
+    assert (batch.clean[:, 0] - batch.clean[:, 2]).abs().max() > 0.05

@@ -23,6 +23,10 @@ class DegradedBatch:
     indices: list[int]
 
 
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+"""ITU-R BT.601 weights: grey = R*0.299 + G*0.587 + B*0.114."""
+
+
 class DegradedSampler:
     """Draws clean images (random flips) and degrades each with a fresh random record.
 
@@ -35,9 +39,13 @@ class DegradedSampler:
         pipeline: DegradationPipeline,
         *,
         p_clean: float = 0.1,
+        p_grey: float = 0.0,
         subset: Sequence[int] | None = None,
         crop: tuple[int, int] | None = None,
     ) -> None:
+        self.p_grey = p_grey
+        """Share of photos turned grey before degrading: users bring black-and-white
+        photos, and a model that never saw one reads their missing colour as haze."""
         self.crop = crop
         """Random (H, W) crops of each image before degrading; None uses it whole."""
         self.images = images
@@ -59,6 +67,8 @@ class DegradedSampler:
                 image = image[:, ::-1]
             if rng.random() < 0.2:
                 image = image[::-1]
+            if self.p_grey > 0 and rng.random() < self.p_grey:
+                image = image @ LUMA[:, None] * np.ones(3, np.float32)  # [H, W, 3], R = G = B
             image = np.ascontiguousarray(image)
             record = (
                 DegradationRecord() if rng.random() < self.p_clean else self.pipeline.sample(rng)

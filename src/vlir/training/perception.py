@@ -73,6 +73,8 @@ class PerceptionRecipe:
     lora_every: int = 2
     lora_batch: int = 8
     p_clean: float = 0.1
+    p_grey: float = 0.0
+    """Share of training photos made grey first (black-and-white photos exist)."""
     max_ops: int = 3
     paraphrase_prob: float = 0.25
     holdout: int = 16
@@ -197,7 +199,9 @@ def train(recipe: PerceptionRecipe) -> Path:
     holdout = list(range(0, len(images), max(1, len(images) // recipe.holdout)))[: recipe.holdout]
     train_ids = [i for i in range(len(images)) if i not in set(holdout)]
     pipeline = DegradationPipeline(max_ops=recipe.max_ops)
-    sampler = DegradedSampler(images, pipeline, p_clean=recipe.p_clean, subset=train_ids)
+    sampler = DegradedSampler(
+        images, pipeline, p_clean=recipe.p_clean, p_grey=recipe.p_grey, subset=train_ids
+    )
     val_sampler = DegradedSampler(images, pipeline, p_clean=recipe.p_clean, subset=holdout)
     model_params = [p for p in model.parameters() if p.requires_grad]
     lora_params = [p for p in text.parameters() if p.requires_grad]

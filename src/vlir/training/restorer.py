@@ -54,6 +54,8 @@ class RestorerRecipe:
     warmup: int = 100
     frequency_weight: float = 0.05
     p_clean: float = 0.05
+    p_grey: float = 0.0
+    """Share of training photos made grey first (black-and-white photos exist)."""
     p_reference: float = 0.15
     p_semantic: float = 0.3
     max_ops: int = 3
@@ -257,7 +259,9 @@ def train(recipe: RestorerRecipe) -> Path:
     train_ids = [i for i in range(len(images)) if i not in set(holdout)]
     pipeline = DegradationPipeline(max_ops=recipe.max_ops)
     crop = (recipe.crop, recipe.crop)
-    sampler = DegradedSampler(images, pipeline, p_clean=recipe.p_clean, subset=train_ids, crop=crop)
+    sampler = DegradedSampler(
+        images, pipeline, p_clean=recipe.p_clean, p_grey=recipe.p_grey, subset=train_ids, crop=crop
+    )
     val_sampler = DegradedSampler(images, pipeline, p_clean=0.0, subset=holdout, crop=crop)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=recipe.lr, betas=(0.9, 0.9), weight_decay=recipe.weight_decay
