@@ -216,6 +216,13 @@ def test_restorer_checkpoint_runs_in_the_benchmark(tiny_checkpoints: Path, tmp_p
     assert np.isfinite(result.methods[1].mean("psnr"))
 
 
+def tiny_perception(folder: Path) -> Path:
+    """A random perception checkpoint small enough for training tests."""
+    path = folder / "perception"
+    PerceptionModel(PerceptionConfig(widths=(8, 8, 8, 8, 8), hidden=16)).save_pretrained(path)
+    return path
+
+
 def test_restorer_training_runs_and_resumes(
     tmp_path: Path, tiny_training_data: tuple[Path, Path]
 ) -> None:
@@ -223,8 +230,7 @@ def test_restorer_training_runs_and_resumes(
     from vlir.training.restorer import RestorerRecipe, train
 
     data, captions = tiny_training_data
-    perception = tmp_path / "perception"
-    PerceptionModel(PerceptionConfig(widths=(8, 8, 8, 8, 8), hidden=16)).save_pretrained(perception)
+    perception = tiny_perception(tmp_path)
     recipe = tmp_path / "restorer.yaml"
     recipe.write_text(
         f"data: {data}\ncaptions: {captions}\nperception: {perception}\nsteps: 2\nbatch: 2\n"
@@ -245,8 +251,7 @@ def test_restorer_training_with_workers_stops_on_its_time_limit(
     from vlir.training.restorer import main
 
     data, captions = tiny_training_data
-    perception = tmp_path / "perception"
-    PerceptionModel(PerceptionConfig(widths=(8, 8, 8, 8, 8), hidden=16)).save_pretrained(perception)
+    perception = tiny_perception(tmp_path)
     out = tmp_path / "run"
     settings = {
         "data": data,
