@@ -22,6 +22,36 @@ from vlir.errors import VlirError
 C = TypeVar("C")
 
 
+@dataclass
+class Recipe:
+    """What every trainer's recipe holds; each trainer adds its own keys."""
+
+    data: str = "../shared/data/train/BSD400"
+    captions: str = "../shared/data/captions/train.tsv"
+    out: str = "runs/model"
+    steps: int = 4000
+    batch: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup: int = 100
+    p_clean: float = 0.1
+    """Share of samples left clean, so models learn to say "nothing wrong"."""
+    p_grey: float = 0.0
+    """Share of training photos made grey first (black-and-white photos exist)."""
+    max_ops: int = 3
+    holdout: int = 16
+    """BSD400 images kept out of training for validation (eval sets are never used)."""
+    validate_every: int = 250
+    checkpoint_minutes: float = 3.0
+    log_every: int = 25
+    seed: int = 0
+    model: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Model config overrides, e.g. {width: 32}."""
+    init: str | None = None
+    """Start a new run from these weights (a shipped name or a folder); ignored when
+    OUT/checkpoint.pt exists (that run resumes instead)."""
+
+
 def load_recipe(cls: type[C], path: str | Path | None, overrides: Mapping[str, Any]) -> C:
     """A recipe dataclass from YAML plus ``key=value`` overrides (CLI flags)."""
     values: dict[str, Any] = {}

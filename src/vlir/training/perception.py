@@ -18,9 +18,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +34,7 @@ from vlir.text import TextEncoder, load_text_encoder
 from vlir.training.common import (
     Logger,
     Milestones,
+    Recipe,
     average_gradients,
     cosine_lr,
     load_checkpoint,
@@ -60,39 +60,19 @@ _ADJECTIVES = {
 
 
 @dataclass
-class PerceptionRecipe:
-    data: str = "../shared/data/train/BSD400"
-    captions: str = "../shared/data/captions/train.tsv"
+class PerceptionRecipe(Recipe):
     out: str = "runs/perception"
-    steps: int = 4000
     batch: int = 32
-    lr: float = 1e-3
     weight_decay: float = 0.01
-    warmup: int = 100
     lora_lr: float = 2e-4
     lora_every: int = 2
     lora_batch: int = 8
-    p_clean: float = 0.1
-    p_grey: float = 0.0
-    """Share of training photos made grey first (black-and-white photos exist)."""
-    max_ops: int = 3
     paraphrase_prob: float = 0.25
-    holdout: int = 16
-    """BSD400 images kept out of training for validation (eval sets are never used)."""
-    validate_every: int = 250
-    checkpoint_minutes: float = 3.0
-    log_every: int = 25
-    seed: int = 0
     w_deg_contrastive: float = 1.0
     w_content_contrastive: float = 1.0
     w_alignment: float = 1.0
     w_classification: float = 1.0
     w_regression: float = 2.0
-    model: dict[str, Any] = field(default_factory=dict)
-    """PerceptionConfig overrides, e.g. {widths: [16, 32, 64, 96, 128]}."""
-    init: str | None = None
-    """Start a new run from these weights (e.g. "perception", the shipped ones), LoRA included;
-    ignored when OUT/checkpoint.pt exists (that run resumes instead)."""
 
 
 def low_quality_caption(caption: str, names: tuple[str, ...], rng: np.random.Generator) -> str:

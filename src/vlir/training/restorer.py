@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +30,7 @@ from vlir.training.common import (
     Distributed,
     Logger,
     Milestones,
+    Recipe,
     average_gradients,
     cosine_lr,
     load_checkpoint,
@@ -41,32 +41,14 @@ from vlir.training.common import (
 
 
 @dataclass
-class RestorerRecipe:
-    data: str = "../shared/data/train/BSD400"
-    captions: str = "../shared/data/captions/train.tsv"
+class RestorerRecipe(Recipe):
     out: str = "runs/restorer"
     perception: str = "perception"
-    steps: int = 4000
-    batch: int = 16
     crop: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    warmup: int = 100
     frequency_weight: float = 0.05
     p_clean: float = 0.05
-    p_grey: float = 0.0
-    """Share of training photos made grey first (black-and-white photos exist)."""
     p_reference: float = 0.15
     p_semantic: float = 0.3
-    max_ops: int = 3
-    holdout: int = 16
-    validate_every: int = 250
-    checkpoint_minutes: float = 3.0
-    log_every: int = 25
-    seed: int = 0
-    model: dict[str, Any] = field(default_factory=dict)
-    init: str | None = None
-    """Start a new run from these weights; ignored when OUT/checkpoint.pt exists."""
     workers: int = 0
     """Processes that synthesise batches (0: the training process itself). One core
     makes a batch of 32 128x128 crops in ~100 ms, longer than an H100 step: give
