@@ -158,3 +158,20 @@ def test_cached_encoder_matches_the_tower(minilm: MiniLMTextEncoder) -> None:
         real = want.mask[..., None].bool()
         torch.testing.assert_close(got.tokens * real, want.tokens * real, atol=1e-4, rtol=1e-4)
     assert len(cached.entries) <= 3  # the capacity bounds memory: it starts over when full
+
+
+def test_cached_base_encodings_ignore_training_lora() -> None:
+    from vlir.text import CachedTextEncoder
+
+    tower = MiniLMTextEncoder()
+    tower.add_lora(rank=4)
+    with torch.no_grad():
+        for name, parameter in tower.backbone.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.5)  # a LoRA that has learned something
+    texts = ["a hazy harbour", "remove the rain but keep the blur"]
+    with tower.without_lora():
+        base = tower(texts).pooled
+    cached = CachedTextEncoder(tower, base=True)(texts).pooled
+    torch.testing.assert_close(cached, base, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(tower(texts).pooled, base, atol=1e-3)

@@ -4,12 +4,14 @@ Training draws the same sentences again and again (the blind prompt alone is a
 quarter of the restorer's requests, and there are 400 captions). Encoding only
 sentences not seen before skips the tower for most of them: on 2 CPU cores the
 tower was ~14% of a step (batch 4, 64x64); on the H100 the cache made no
-measurable difference. Only for frozen towers: a cached encoding would go stale
-under LoRA training.
+measurable difference. Only for frozen towers, or with ``base=True`` for the
+frozen base of a tower whose LoRA trains (VLMIR's alignment target): a cached
+encoding of a changing tower would go stale.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -19,9 +21,10 @@ from vlir.text.encoder import TextEncoder, TextEncoding
 
 
 class CachedTextEncoder:
-    def __init__(self, encoder: TextEncoder, capacity: int = 50_000) -> None:
+    def __init__(self, encoder: TextEncoder, capacity: int = 50_000, *, base: bool = False) -> None:
         self.encoder = encoder
         self.capacity = capacity
+        self.base = base
         self.entries: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         """sentence -> (token states [T, D] of its real tokens, pooled [D])."""
 
@@ -32,7 +35,9 @@ class CachedTextEncoder:
             if len(self.entries) + len(missing) > self.capacity:
                 self.entries.clear()  # start over, keeping memory bounded
                 missing = list(dict.fromkeys(texts))
-            encoded = self.encoder(missing)
+            adapters_off = self.base and self.encoder.has_lora
+            with self.encoder.without_lora() if adapters_off else contextlib.nullcontext():
+                encoded = self.encoder(missing)
             lengths = encoded.mask.sum(1).long().tolist()
             for index, text in enumerate(missing):
                 # Tokenizers here pad on the right: the real tokens come first.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from vlir.degradations import DegradationPipeline, RestorationPrompt, paraphrase
 from vlir.perception import losses
 from vlir.perception.labels import combination_text, record_labels
 from vlir.perception.model import PerceptionConfig, PerceptionModel
-from vlir.text import TextEncoder, load_text_encoder
+from vlir.text import CachedTextEncoder, TextEncoder, load_text_encoder
 from vlir.training.common import (
     Logger,
     Milestones,
@@ -84,24 +83,6 @@ def low_quality_caption(caption: str, names: tuple[str, ...], rng: np.random.Gen
     flaws = ", ".join(words[i] for i in order)
     template = ("a {} photo of {}", "{} picture: {}", "a {} image showing {}")[int(rng.integers(3))]
     return template.format(flaws, caption)
-
-
-class TextCache:
-    """Frozen-base text embeddings, memoised: wordings repeat a lot."""
-
-    def __init__(self, encoder: TextEncoder) -> None:
-        self.encoder = encoder
-        self.cache: dict[str, torch.Tensor] = {}
-
-    @torch.no_grad()
-    def __call__(self, texts: list[str]) -> torch.Tensor:
-        missing = sorted({t for t in texts if t not in self.cache})
-        if missing:
-            context = self.encoder.without_lora() if self.encoder.has_lora else nullcontext()
-            with context:
-                pooled = self.encoder(missing).pooled.cpu()
-            self.cache.update(zip(missing, pooled, strict=True))
-        return torch.stack([self.cache[t] for t in texts])
 
 
 def degradation_texts(records: list, rng: np.random.Generator, p_paraphrase: float) -> list[str]:
@@ -203,7 +184,7 @@ def train(recipe: PerceptionRecipe) -> Path:
 
         for tensor in trainable.state_dict().values():
             dist.broadcast(tensor, 0)
-    texts = TextCache(text)
+    texts = CachedTextEncoder(text, capacity=10_000, base=True)  # frozen-base embeddings
     logger = Logger(out, dist_info.main)
     rng = np.random.default_rng([recipe.seed, dist_info.rank, step])
     milestones = Milestones(
@@ -226,8 +207,8 @@ def train(recipe: PerceptionRecipe) -> Path:
         presence = torch.from_numpy(np.stack([p for p, _ in labels])).to(dist_info.device)
         strength = torch.from_numpy(np.stack([s for _, s in labels])).to(dist_info.device)
         deg_texts = degradation_texts(batch.records, rng, recipe.paraphrase_prob)
-        deg_text_emb = texts(deg_texts).to(dist_info.device)
-        caption_emb = texts(batch.captions).to(dist_info.device)
+        deg_text_emb = texts(deg_texts).pooled
+        caption_emb = texts(batch.captions).pooled
         out_p = model(batch.degraded.to(dist_info.device))
         scale = model.logit_scale
         l_deg = losses.contrastive(out_p.deg_embedding, deg_text_emb, scale, deg_texts)
