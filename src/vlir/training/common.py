@@ -209,6 +209,18 @@ class Milestones:
         self.validate_every, self.minutes, self.best = validate_every, minutes, best
         self.last_save = time.time()
 
+    @classmethod
+    def for_recipe(cls, recipe: Recipe, *, main: bool, best: float, logger: Logger) -> Milestones:
+        """Validation, export and checkpoint cadence as the recipe sets them, into its ``out``."""
+        return cls(
+            Path(recipe.out),
+            main=main,
+            validate_every=recipe.validate_every,
+            minutes=recipe.checkpoint_minutes,
+            best=best,
+            logger=logger,
+        )
+
     def after_step(
         self,
         step: int,

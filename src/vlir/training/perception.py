@@ -187,14 +187,7 @@ def train(recipe: PerceptionRecipe) -> Path:
     texts = CachedTextEncoder(text, capacity=10_000, base=True)  # frozen-base embeddings
     logger = Logger(out, dist_info.main)
     rng = np.random.default_rng([recipe.seed, dist_info.rank, step])
-    milestones = Milestones(
-        out,
-        main=dist_info.main,
-        validate_every=recipe.validate_every,
-        minutes=recipe.checkpoint_minutes,
-        best=best,
-        logger=logger,
-    )
+    milestones = Milestones.for_recipe(recipe, main=dist_info.main, best=best, logger=logger)
     l_align = torch.zeros(())  # logged as its latest value: it is computed every few steps
     model.train()
     while step < recipe.steps:

@@ -265,14 +265,7 @@ def train(recipe: RestorerRecipe) -> Path:
         "cuda", dtype=torch.bfloat16, enabled=recipe.amp and dist_info.device.type == "cuda"
     )
     started, data_seconds = time.time(), 0.0
-    milestones = Milestones(
-        out,
-        main=dist_info.main,
-        validate_every=recipe.validate_every,
-        minutes=recipe.checkpoint_minutes,
-        best=best,
-        logger=logger,
-    )
+    milestones = Milestones.for_recipe(recipe, main=dist_info.main, best=best, logger=logger)
     model.train()
     while step < recipe.steps:
         for group in optimizer.param_groups:
