@@ -245,19 +245,32 @@ def restore(
     model: Annotated[
         str, typer.Option("--model", help="Shipped name or checkpoint folder.")
     ] = "restorer",
+    refine: Annotated[
+        bool, typer.Option("--refine", help="Then refine with the diffusion prior (slower).")
+    ] = False,
+    steps: Annotated[int, typer.Option("--steps", help="Refinement steps (with --refine).")] = 4,
+    seed: Annotated[int, typer.Option("--seed", help="Refinement noise seed (with --refine).")] = 0,
+    refiner: Annotated[
+        str, typer.Option("--refiner", help="Refiner: shipped name or checkpoint folder.")
+    ] = "refiner",
     overwrite: Overwrite = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Restore photos: automatic by default, or guided by --prompt / --semantic / --reference."""
+    """Restore photos: automatic by default, or guided by --prompt / --semantic / --reference;
+    --refine adds diffusion refinement (deterministic for a given --seed)."""
     from vlir.pipeline import Restorer
 
     if not 0.0 <= strength <= 2.0:
         raise VlirError(f"--strength must be between 0 and 2, got {strength}")
     if tile is not None and tile < 64:
         raise VlirError(f"--tile must be at least 64 pixels, got {tile}")
+    if refine and not 1 <= steps <= 1000:
+        raise VlirError(f"--steps must be between 1 and 1000, got {steps}")
     pairs = plan_outputs(expand_inputs(inputs), output, overwrite=overwrite)
     reference_rgb = load_image(reference, max_pixels=max_pixels).rgb if reference else None
-    restorer = Restorer.from_pretrained(model)
+    restorer = Restorer.from_pretrained(model, refiner=refiner)
+    if refine:
+        restorer.load_refiner()  # a bad --refiner fails before any work is done
 
     def work(src: Path, dst: Path, index: int) -> None:
         image = load_image(src, max_pixels=max_pixels)
@@ -269,6 +282,9 @@ def restore(
             reference=reference_rgb,
             strength=strength,
             tile=tile,
+            refine=refine,
+            steps=steps,
+            seed=seed,
         )
         save_image(dst, image.with_rgb(result.image), overwrite=overwrite)
         out.print(f"{dst}: {result.report()}", markup=False, highlight=False)
@@ -384,6 +400,30 @@ def train_restorer(
 ) -> None:
     """LMDIR + SPIRE restorer: resumes from OUT/checkpoint.pt; exports OUT/best and OUT/last."""
     _train("restorer", recipe, {"out": out_dir, "steps": steps, "batch": batch}, settings)
+
+
+@train_app.command("prior")
+def train_prior(
+    recipe: Recipe = None,
+    out_dir: RunDir = None,
+    steps: Steps = None,
+    batch: Batch = None,
+    settings: Settings = None,
+) -> None:
+    """SPIRE's diffusion prior on clean photos (frozen afterwards): exports OUT/best, OUT/last."""
+    _train("prior", recipe, {"out": out_dir, "steps": steps, "batch": batch}, settings)
+
+
+@train_app.command("refiner")
+def train_refiner(
+    recipe: Recipe = None,
+    out_dir: RunDir = None,
+    steps: Steps = None,
+    batch: Batch = None,
+    settings: Settings = None,
+) -> None:
+    """The refiner's adaptor on the frozen prior: exports OUT/best and OUT/last."""
+    _train("refiner", recipe, {"out": out_dir, "steps": steps, "batch": batch}, settings)
 
 
 @app.command()

@@ -1,8 +1,9 @@
-"""Image in, image out: analyse, condition, restore in overlapping tiles.
+"""Image in, image out: analyse, condition, restore in overlapping tiles, optionally refine.
 
 >>> restorer = Restorer.from_pretrained()            # shipped weights, no network
 >>> result = restorer(image)                         # automatic: perception decides
 >>> result = restorer(image, prompt="remove the rain but keep the blur", semantic="a cat")
+>>> result = restorer(image, refine=True, steps=4, seed=0)   # + the diffusion refiner
 >>> result.image, result.report()
 """
 
@@ -11,18 +12,24 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vlir.conditioning import Conditioning
 from vlir.degradations import RestorationPrompt
+from vlir.errors import VlirError
 from vlir.io import as_hwc
 from vlir.perception import Analysis, PerceptionModel, analyze
 from vlir.perception.model import Perception
 from vlir.restoration import RestorerModel, make_conditioning
-from vlir.text import TextEncoder, load_text_encoder
+from vlir.text import TextEncoder, TextEncoding, load_text_encoder
 from vlir.tiling import restore_tiled
+
+if TYPE_CHECKING:  # diffusers takes seconds to import: only --refine pays for it
+    from vlir.diffusion import Refiner
 
 AUTO_TILE_PIXELS = 512 * 512
 """Images larger than this restore in tiles (bounded memory); smaller ones in one pass."""
@@ -39,6 +46,9 @@ class Restoration:
     automatic: bool
     seconds: float
     tiles: bool
+    refine_steps: int = 0
+    """Diffusion refinement steps taken after restoring (0: not refined)."""
+    seed: int | None = None
 
     def report(self) -> str:
         found = (
@@ -49,24 +59,45 @@ class Restoration:
             or "nothing"
         )
         mode = "automatic" if self.automatic else "user-guided"
-        return f"found: {found}; did ({mode}): {self.prompt}"
+        refined = (
+            f"; refined ({self.refine_steps} steps, seed {self.seed})" if self.refine_steps else ""
+        )
+        return f"found: {found}; did ({mode}): {self.prompt}{refined}"
 
 
 class Restorer:
-    """The restorer with its perception and text towers, ready to call on images."""
+    """The restorer with its perception and text towers, ready to call on images.
+
+    The diffusion refiner loads on first use (``refine=True``): most calls never need it.
+    """
 
     def __init__(
-        self, model: RestorerModel, perception: PerceptionModel, text: TextEncoder
+        self,
+        model: RestorerModel,
+        perception: PerceptionModel,
+        text: TextEncoder,
+        refiner: Refiner | str = "refiner",
     ) -> None:
         self.model = model.eval()
         self.perception = perception.eval()
         self.text = text.eval()
+        self._refiner = refiner
+
+    def load_refiner(self) -> Refiner:
+        """The refiner, loaded now if it was given by name."""
+        from vlir.diffusion import Refiner
+
+        if not isinstance(self._refiner, Refiner):
+            self._refiner = Refiner.from_pretrained(self._refiner)
+        return self._refiner
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike[str] = "restorer") -> Restorer:
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike[str] = "restorer", *, refiner: str = "refiner"
+    ) -> Restorer:
         model = RestorerModel.from_pretrained(name_or_path)
         perception = PerceptionModel.from_pretrained(model.config.perception)
-        return cls(model, perception, load_text_encoder(model.config.text_encoder))
+        return cls(model, perception, load_text_encoder(model.config.text_encoder), refiner)
 
     @torch.inference_mode()
     def __call__(
@@ -78,8 +109,15 @@ class Restorer:
         reference: np.ndarray | torch.Tensor | None = None,
         strength: float = 1.0,
         tile: int | None = None,
+        refine: bool = False,
+        steps: int = 4,
+        seed: int = 0,
     ) -> Restoration:
+        """``refine``: walk ``steps`` diffusion steps from the restored image (``seed`` fixes
+        the noise, so the same call gives the same pixels)."""
         start = time.perf_counter()
+        if refine and steps < 1:
+            raise VlirError(f"steps must be at least 1 (got {steps})")
         pixels = torch.from_numpy(np.ascontiguousarray(as_hwc(image).transpose(2, 0, 1)))[None]
         analysis = analyze(self.perception, pixels)
         automatic = prompt is None
@@ -119,8 +157,52 @@ class Restorer:
         restored = restore_tiled(
             pixels, run, tile=tile_size if use_tiles else max(height, width), multiple=multiple
         )
+        if refine:
+            restored = self._refine(
+                pixels, restored, conditioning, semantic_encoded, steps, seed, use_tiles, tile_size
+            )
         output = pixels + float(strength) * (restored - pixels)
         result = output[0].clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32)
         return Restoration(
-            result, analysis, prompt, automatic, time.perf_counter() - start, use_tiles
+            result,
+            analysis,
+            prompt,
+            automatic,
+            time.perf_counter() - start,
+            use_tiles,
+            steps if refine else 0,
+            seed if refine else None,
         )
+
+    def _refine(
+        self,
+        degraded: torch.Tensor,
+        restored: torch.Tensor,
+        conditioning: Conditioning,
+        semantic: TextEncoding | None,
+        steps: int,
+        seed: int,
+        use_tiles: bool,
+        tile_size: int,
+    ) -> torch.Tensor:
+        """The refiner over the same tiles; its noise is drawn once for the whole image."""
+        refiner = self.load_refiner()
+        noise = torch.randn(degraded.shape, generator=torch.Generator().manual_seed(seed))
+        stacked = torch.cat([restored.clamp(0, 1), degraded, noise], dim=1)  # [1, 9, H, W]
+        caption = None if semantic is None else (semantic.tokens, semantic.mask)
+
+        def run(patch: torch.Tensor, corner: tuple[int, int]) -> torch.Tensor:
+            restored_tile, degraded_tile, noise_tile = patch.split(3, dim=1)
+            return refiner(
+                restored_tile,
+                degraded_tile,
+                conditioning,
+                noise=noise_tile,
+                steps=steps,
+                caption_tokens=None if caption is None else caption[0],
+                caption_mask=None if caption is None else caption[1],
+            )
+
+        height, width = degraded.shape[-2:]
+        tile = tile_size if use_tiles else max(height, width)
+        return restore_tiled(stacked, run, tile=tile, multiple=refiner.multiple)

@@ -49,17 +49,19 @@ def restore_tiled(
     overlap: int = 32,
     multiple: int = 4,
 ) -> torch.Tensor:
-    """Apply ``restore(patch [1, 3, h, w], (y, x)) -> same`` over tiles of ``image`` [1, 3, H, W].
+    """Apply ``restore(patch [1, C, h, w], (y, x)) -> [1, C', h, w]`` over tiles of ``image``.
 
-    ``(y, x)`` is where the patch sits in the image (for spatially aligned inputs).
+    ``(y, x)`` is where the patch sits in the image (for spatially aligned inputs);
+    ``image`` may stack several aligned inputs along channels (the refiner's
+    restored image, degraded image and noise), the output has the tiles' channels.
     """
-    _, channels, height, width = image.shape
+    _, _, height, width = image.shape
     if height <= tile and width <= tile:
         padded, (h, w) = pad_to_multiple(image, multiple)
         return restore(padded, (0, 0))[..., :h, :w]
     overlap = min(overlap, tile // 4)
     step = tile - overlap
-    output = torch.zeros(1, channels, height, width, dtype=torch.float32)
+    output: torch.Tensor | None = None
     total = torch.zeros(1, 1, height, width, dtype=torch.float32)
     ys, xs = _starts(height, tile, step), _starts(width, tile, step)
     for y in ys:
@@ -67,10 +69,13 @@ def restore_tiled(
             patch = image[..., y : y + tile, x : x + tile]
             padded, (h, w) = pad_to_multiple(patch, multiple)
             restored = restore(padded, (y, x))[..., :h, :w].float().cpu()
+            if output is None:
+                output = torch.zeros(1, restored.shape[1], height, width, dtype=torch.float32)
             weight = (
                 _ramp(h, overlap, y == ys[0], y == ys[-1])[:, None]
                 * _ramp(w, overlap, x == xs[0], x == xs[-1])[None, :]
             )
             output[..., y : y + h, x : x + w] += restored * weight
             total[..., y : y + h, x : x + w] += weight
+    assert output is not None  # at least one tile
     return output / total.clamp_min(1e-8)

@@ -298,7 +298,16 @@ def _restorer_method(path: str) -> Method:
     return RestorerMethod(path)
 
 
-MODEL_METHODS: dict[str, Callable[[str], Method]] = {"restorer": _restorer_method}
+def _refiner_method(path: str) -> Method:
+    from vlir.evaluation.models import refiner_method
+
+    return refiner_method(path)
+
+
+MODEL_METHODS: dict[str, Callable[[str], Method]] = {
+    "restorer": _restorer_method,
+    "refiner": _refiner_method,
+}
 """model_type -> loader of a vlir checkpoint as a Method; restoring models register here."""
 
 

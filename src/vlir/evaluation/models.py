@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +12,50 @@ from vlir.evaluation.baselines import Method, Sample
 
 
 class RestorerMethod(Method):
-    """A restorer checkpoint in automatic mode (perception decides the prompt).
+    """A restorer checkpoint in automatic mode (perception decides the prompt),
+    optionally followed by ``refine_steps`` of the diffusion refiner (fixed seed).
 
     For super-resolution the low-resolution input is first MATLAB-bicubic
     upsampled: the restorer was trained to undo down-sampling at the same size.
     """
 
-    def __init__(self, path: str, *, prompt: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        prompt: str | None = None,
+        refiner: str = "refiner",
+        refine_steps: int = 0,
+        seed: int = 0,
+    ) -> None:
         from vlir.pipeline import Restorer
 
         self.name = Path(path).name + ("" if prompt is None else f" [{prompt}]")
-        self.restorer = Restorer.from_pretrained(path)
-        self.prompt = prompt
+        if refine_steps:
+            self.name += f"+refine{refine_steps}"
+        self.restorer = Restorer.from_pretrained(path, refiner=refiner)
+        self.prompt, self.refine_steps, self.seed = prompt, refine_steps, seed
 
     def restore(self, image: np.ndarray, sample: Sample) -> np.ndarray:
         if sample.scale > 1:
             image = imresize(np.clip(image, 0, 1), sample.scale)
-        return self.restorer(image, prompt=self.prompt).image
+        refine = self.refine_steps > 0
+        return self.restorer(
+            image,
+            prompt=self.prompt,
+            refine=refine,
+            steps=max(1, self.refine_steps),
+            seed=self.seed,
+        ).image
+
+
+def refiner_method(path: str, steps: int = 4) -> RestorerMethod:
+    """A refiner checkpoint as a method: its restorer, then ``steps`` of refinement."""
+    from vlir.diffusion import RefinerAdaptor
+
+    restorer = RefinerAdaptor.config_from_dict(
+        json.loads((Path(path) / "config.json").read_text())
+    ).restorer
+    method = RestorerMethod(restorer, refiner=path, refine_steps=steps)
+    method.name = f"{Path(path).name}{steps}"
+    return method

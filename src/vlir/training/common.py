@@ -52,6 +52,13 @@ class Recipe:
     OUT/checkpoint.pt exists (that run resumes instead)."""
 
 
+def split_holdout(count: int, holdout: int) -> tuple[list[int], list[int]]:
+    """(training ids, held-out ids) of ``count`` images: every n-th image is held out."""
+    held = list(range(0, count, max(1, count // holdout)))[:holdout]
+    kept = set(held)
+    return [i for i in range(count) if i not in kept], held
+
+
 def load_recipe(cls: type[C], path: str | Path | None, overrides: Mapping[str, Any]) -> C:
     """A recipe dataclass from YAML plus ``key=value`` overrides (CLI flags)."""
     values: dict[str, Any] = {}

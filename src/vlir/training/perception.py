@@ -40,6 +40,7 @@ from vlir.training.common import (
     load_recipe,
     parse_settings,
     setup_distributed,
+    split_holdout,
 )
 
 # How a low-quality caption names each degradation (VLMIR captions the LQ image).
@@ -157,8 +158,7 @@ def train(recipe: PerceptionRecipe) -> Path:
     trainable = _Trainable(model, text).to(dist_info.device)
     captions = load_captions(recipe.captions)
     images = CleanImages(recipe.data, config.train_size, captions)
-    holdout = list(range(0, len(images), max(1, len(images) // recipe.holdout)))[: recipe.holdout]
-    train_ids = [i for i in range(len(images)) if i not in set(holdout)]
+    train_ids, holdout = split_holdout(len(images), recipe.holdout)
     pipeline = DegradationPipeline(max_ops=recipe.max_ops)
     sampler = DegradedSampler(
         images, pipeline, p_clean=recipe.p_clean, p_grey=recipe.p_grey, subset=train_ids

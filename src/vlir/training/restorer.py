@@ -37,6 +37,7 @@ from vlir.training.common import (
     load_recipe,
     parse_settings,
     setup_distributed,
+    split_holdout,
 )
 
 
@@ -237,8 +238,7 @@ def train(recipe: RestorerRecipe) -> Path:
         model.load_state_dict(RestorerModel.from_pretrained(recipe.init).state_dict())
     encoders = Encoders(config.perception, config.text_encoder, dist_info.device)
     images = CleanImages(recipe.data, None, load_captions(recipe.captions))
-    holdout = list(range(0, len(images), max(1, len(images) // recipe.holdout)))[: recipe.holdout]
-    train_ids = [i for i in range(len(images)) if i not in set(holdout)]
+    train_ids, holdout = split_holdout(len(images), recipe.holdout)
     pipeline = DegradationPipeline(max_ops=recipe.max_ops)
     crop = (recipe.crop, recipe.crop)
     sampler = DegradedSampler(

@@ -1,0 +1,80 @@
+"""The refiner: frozen prior + adaptor, sampled along the bridge from the restorer's output.
+
+>>> refiner = Refiner.from_pretrained()          # shipped adaptor and its prior
+>>> refined = refiner(restored, degraded, conditioning, steps=4, noise=noise)
+
+Deterministic given ``noise`` (the pipeline draws it from ``--seed`` for the
+whole image, so tiles cut the same noise the whole image would see).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from vlir.conditioning import Conditioning
+from vlir.diffusion.adaptor import RefinerAdaptor
+from vlir.diffusion.flow import make_scheduler, start_from, to_image_space, to_model_space
+from vlir.diffusion.prior import PriorDenoiser
+from vlir.errors import VlirError
+
+
+class Refiner:
+    def __init__(self, adaptor: RefinerAdaptor, prior: PriorDenoiser) -> None:
+        mine, theirs = adaptor.config.prior_config, prior.config
+        if (mine.widths, mine.blocks, mine.time_dim) != (
+            tuple(theirs.widths),
+            theirs.blocks,
+            theirs.time_dim,
+        ):
+            raise VlirError("the refiner's adaptor was built for another prior architecture")
+        self.adaptor = adaptor.eval()
+        self.prior = prior.eval().requires_grad_(False)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike[str] = "refiner") -> Refiner:
+        adaptor = RefinerAdaptor.from_pretrained(name_or_path)
+        return cls(adaptor, PriorDenoiser.from_pretrained(adaptor.config.prior))
+
+    @property
+    def multiple(self) -> int:
+        return self.adaptor.config.multiple
+
+    def velocity(
+        self,
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        hint: torch.Tensor,
+        conditioning: Conditioning,
+        caption_tokens: torch.Tensor | None = None,
+        caption_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        control = self.adaptor(x, sigma, hint, conditioning)
+        return self.prior(x, sigma, caption_tokens, caption_mask, control)
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        restored: torch.Tensor,
+        degraded: torch.Tensor,
+        conditioning: Conditioning,
+        *,
+        noise: torch.Tensor,
+        steps: int = 4,
+        caption_tokens: torch.Tensor | None = None,
+        caption_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """restored, degraded, noise [B, 3, H, W] (images in [0, 1]) -> refined [B, 3, H, W]."""
+        if steps < 1:
+            raise VlirError(f"--steps must be at least 1 (got {steps})")
+        sigma0 = self.adaptor.config.sigma0
+        restored_m = to_model_space(restored.clamp(0, 1))
+        hint = torch.cat([restored_m, to_model_space(degraded.clamp(0, 1))], dim=1)
+        scheduler = make_scheduler(steps, sigma0, restored.device)
+        x = start_from(restored_m, noise, sigma0)
+        for timestep in scheduler.timesteps:
+            sigma = torch.full((x.shape[0],), float(timestep) / 1000, device=x.device)
+            v = self.velocity(x, sigma, hint, conditioning, caption_tokens, caption_mask)
+            x = scheduler.step(v, timestep, x, return_dict=False)[0]
+        return to_image_space(x).clamp(0, 1)
