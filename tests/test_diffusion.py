@@ -75,7 +75,7 @@ def test_bridge_runs_from_the_noised_restoration_to_the_target() -> None:
 
 def test_adaptor_starts_as_the_frozen_prior_and_only_it_trains() -> None:
     prior = PriorDenoiser(TINY_PRIOR)
-    adaptor = RefinerAdaptor(RefinerConfig(widths=(8, 16), time_dim=16))
+    adaptor = RefinerAdaptor(RefinerConfig(widths=(8, 16), time_dim=16, residual=False))
     adaptor.init_from_prior(prior)
     refiner = Refiner(adaptor, prior)
     x, sigma = torch.randn(2, 3, 16, 16), torch.tensor([0.1, 0.3])
@@ -84,6 +84,22 @@ def test_adaptor_starts_as_the_frozen_prior_and_only_it_trains() -> None:
     steered = refiner.velocity(x, sigma, hint, conditioning())
     assert torch.allclose(plain, steered, atol=1e-6)
     steered.pow(2).mean().backward()
+    assert all(p.grad is None for p in prior.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in adaptor.parameters())
+
+
+def test_untrained_residual_refiner_returns_the_restoration_and_trains_only_the_adaptor() -> None:
+    prior = PriorDenoiser(TINY_PRIOR)
+    adaptor = RefinerAdaptor(RefinerConfig(widths=(8, 16), time_dim=16))
+    adaptor.init_from_prior(prior)
+    refiner = Refiner(adaptor, prior)
+    generator = torch.Generator().manual_seed(0)
+    restored, degraded, noise = (torch.rand(1, 3, 16, 16, generator=generator) for _ in range(3))
+    refined = refiner(restored, degraded, conditioning(1), noise=noise, steps=3)
+    assert torch.allclose(refined, restored, atol=1e-5)
+    x, sigma = torch.randn(1, 3, 16, 16), torch.tensor([0.1])
+    hint = torch.cat([restored, degraded], dim=1)
+    refiner.velocity(x, sigma, hint, conditioning(1)).pow(2).mean().backward()
     assert all(p.grad is None for p in prior.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in adaptor.parameters())
 
@@ -214,6 +230,8 @@ def test_prior_and_refiner_training_run_and_resume(
     assert len(np.load(out / "cache-train.npz")["prompt"]) == 6
     refiner = Refiner.from_pretrained(out / "best")
     assert refiner.adaptor.config.perception == str(tmp_path / "perception")
+    with pytest.raises(VlirError, match="loss"):
+        train_refiner(load_recipe(RefinerRecipe, tmp_path / "refiner.yaml", {"loss": "l2"}))
 
 
 def tiny_stable_diffusion(folder: Path) -> Path:

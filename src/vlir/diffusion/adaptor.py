@@ -34,8 +34,13 @@ class RefinerConfig:
     token_dim: int = 384
     hint_channels: int = 6
     """Restored image and degraded input, stacked."""
-    sigma0: float = 0.3
+    sigma0: float = 0.2
     """The noise level refinement starts from (its strength); training used this value."""
+    residual: bool = True
+    """Estimate the clean image as the restorer's output plus what the adaptor changes in
+    the prior's estimate (steered minus unsteered): an untrained adaptor returns the
+    restorer's output exactly, so refinement can only learn to add to it. Costs a
+    second, unsteered pass of the prior per step."""
     restorer: str = "restorer"
     """The restorer whose outputs this refiner learned to refine."""
     perception: str = "perception"

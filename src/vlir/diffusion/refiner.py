@@ -50,8 +50,20 @@ class Refiner:
         caption_tokens: torch.Tensor | None = None,
         caption_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """d x / d sigma at ``x`` (model space); ``hint`` [B, 6, H, W] begins with the restored.
+
+        Residual mode: clean estimate = restored + (steered - unsteered prior estimate),
+        and a velocity on the straight line from ``x`` to that estimate.
+        """
         control = self.adaptor(x, sigma, hint, conditioning)
-        return self.prior(x, sigma, caption_tokens, caption_mask, control)
+        steered = self.prior(x, sigma, caption_tokens, caption_mask, control)
+        if not self.adaptor.config.residual:
+            return steered
+        with torch.no_grad():
+            plain = self.prior(x, sigma, caption_tokens, caption_mask)
+        s = sigma[:, None, None, None]
+        restored = hint[:, :3]
+        return steered - plain + (x - restored) / s
 
     @torch.inference_mode()
     def __call__(
