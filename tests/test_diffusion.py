@@ -288,3 +288,15 @@ def test_stable_diffusion_adaptor_forward_training_step_and_reload(tmp_path: Pat
     assert torch.allclose(reloaded(image, image, text, steps=2, seed=1), out, atol=1e-6)
     with pytest.raises(VlirError, match="Stable Diffusion"):
         StableDiffusionRefiner.from_pretrained(tmp_path)
+
+
+def test_shipped_refiner_loads_with_its_prior_and_restorer(photo: np.ndarray) -> None:
+    from vlir.pipeline import Restorer
+
+    refiner = Refiner.from_pretrained()
+    assert refiner.adaptor.config.prior == "prior" and refiner.adaptor.config.residual
+    restorer = Restorer.from_pretrained(refiner.adaptor.config.restorer)
+    plain = restorer(photo[:64, :64])
+    refined = restorer(photo[:64, :64], refine=True, steps=2, seed=0)
+    assert refined.image.shape == plain.image.shape and np.isfinite(refined.image).all()
+    assert not np.allclose(refined.image, plain.image, atol=1e-3)
