@@ -85,8 +85,8 @@ class Refiner:
         hint = torch.cat([restored_m, to_model_space(degraded.clamp(0, 1))], dim=1)
         scheduler = make_scheduler(steps, sigma0, restored.device)
         x = start_from(restored_m, noise, sigma0)
-        for timestep in scheduler.timesteps:
-            sigma = torch.full((x.shape[0],), float(timestep) / 1000, device=x.device)
+        for index, timestep in enumerate(scheduler.timesteps):
+            sigma = scheduler.sigmas[index].to(x.device).expand(x.shape[0])
             v = self.velocity(x, sigma, hint, conditioning, caption_tokens, caption_mask)
             x = scheduler.step(v, timestep, x, return_dict=False)[0]
         return to_image_space(x).clamp(0, 1)
