@@ -149,7 +149,7 @@ def main() -> None:
     parser.add_argument("--refiner", default="refiner")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/refine"))
     parser.add_argument("--limit", type=int, default=None, help="images per CBSD68 task")
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=1)
     args = parser.parse_args()
     restorer = Restorer.from_pretrained(args.model, refiner=args.refiner)
     sections = []

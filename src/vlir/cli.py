@@ -248,7 +248,7 @@ def restore(
     refine: Annotated[
         bool, typer.Option("--refine", help="Then refine with the diffusion prior (slower).")
     ] = False,
-    steps: Annotated[int, typer.Option("--steps", help="Refinement steps (with --refine).")] = 4,
+    steps: Annotated[int, typer.Option("--steps", help="Refinement steps (with --refine).")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Refinement noise seed (with --refine).")] = 0,
     refiner: Annotated[
         str, typer.Option("--refiner", help="Refiner: shipped name or checkpoint folder.")

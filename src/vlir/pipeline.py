@@ -3,7 +3,7 @@
 >>> restorer = Restorer.from_pretrained()            # shipped weights, no network
 >>> result = restorer(image)                         # automatic: perception decides
 >>> result = restorer(image, prompt="remove the rain but keep the blur", semantic="a cat")
->>> result = restorer(image, refine=True, steps=4, seed=0)   # + the diffusion refiner
+>>> result = restorer(image, refine=True, steps=1, seed=0)   # + the diffusion refiner
 >>> result.image, result.report()
 """
 
@@ -110,7 +110,7 @@ class Restorer:
         strength: float = 1.0,
         tile: int | None = None,
         refine: bool = False,
-        steps: int = 4,
+        steps: int = 1,
         seed: int = 0,
     ) -> Restoration:
         """``refine``: walk ``steps`` diffusion steps from the restored image (``seed`` fixes

@@ -1,7 +1,7 @@
 """The refiner: frozen prior + adaptor, sampled along the bridge from the restorer's output.
 
 >>> refiner = Refiner.from_pretrained()          # shipped adaptor and its prior
->>> refined = refiner(restored, degraded, conditioning, steps=4, noise=noise)
+>>> refined = refiner(restored, degraded, conditioning, steps=1, noise=noise)
 
 Deterministic given ``noise`` (the pipeline draws it from ``--seed`` for the
 whole image, so tiles cut the same noise the whole image would see).
@@ -73,7 +73,7 @@ class Refiner:
         conditioning: Conditioning,
         *,
         noise: torch.Tensor,
-        steps: int = 4,
+        steps: int = 1,
         caption_tokens: torch.Tensor | None = None,
         caption_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:

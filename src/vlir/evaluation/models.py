@@ -49,7 +49,7 @@ class RestorerMethod(Method):
         ).image
 
 
-def refiner_method(path: str, steps: int = 4) -> RestorerMethod:
+def refiner_method(path: str, steps: int = 1) -> RestorerMethod:
     """A refiner checkpoint as a method: its restorer, then ``steps`` of refinement."""
     from vlir.diffusion import RefinerAdaptor
 
