@@ -169,7 +169,7 @@ def test_restore_cli_refine(tmp_path: Path, photo: np.ndarray) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "refined (1 steps, seed 0)" in result.stdout
+    assert "refined (1 step, seed 0)" in result.stdout
     assert (tmp_path / "out.png").exists()
     bad = subprocess.run(
         [*command, "-o", str(tmp_path / "o.png"), "--refine", "--refiner", str(tmp_path)],

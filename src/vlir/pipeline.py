@@ -59,9 +59,8 @@ class Restoration:
             or "nothing"
         )
         mode = "automatic" if self.automatic else "user-guided"
-        refined = (
-            f"; refined ({self.refine_steps} steps, seed {self.seed})" if self.refine_steps else ""
-        )
+        steps = f"{self.refine_steps} step" + ("s" if self.refine_steps != 1 else "")
+        refined = f"; refined ({steps}, seed {self.seed})" if self.refine_steps else ""
         return f"found: {found}; did ({mode}): {self.prompt}{refined}"
 
 
