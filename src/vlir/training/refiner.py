@@ -162,11 +162,11 @@ class CachedCrops:
         return len(self.prompts)
 
     def batch(self, rng: np.random.Generator, size: int, crop: int, indices=None) -> dict:
+        """degraded/restored/target [B, 3, crop, crop] in [0, 1] (one random window and flip
+        per sample), deg/content tokens [B, K, D], prompts and semantics (texts)."""
         indices = rng.integers(len(self), size=size) if indices is None else np.asarray(indices)
         full = self.arrays["target"].shape[1]
-        images = {}
-        for key in ("degraded", "restored", "target"):
-            images[key] = []
+        images: dict[str, list[np.ndarray]] = {k: [] for k in ("degraded", "restored", "target")}
         for index in indices:
             y, x = (int(v) for v in rng.integers(0, full - crop + 1, size=2))
             flip = rng.random() < 0.5
@@ -184,7 +184,9 @@ class CachedCrops:
         return batch
 
 
-def conditioning_of(batch: dict, text: CachedTextEncoder):  # -> (Conditioning, tokens, mask)
+def conditioning_of(
+    batch: dict, text: CachedTextEncoder
+) -> tuple[Conditioning, torch.Tensor, torch.Tensor]:
     """The adaptor's Conditioning and the prior's caption tokens (the semantic prompt)."""
     prompt = text(batch["prompts"])
     semantics = batch["semantics"]
