@@ -378,52 +378,32 @@ def _train(
     out.print(f"best checkpoint: {best}", markup=False, highlight=False)
 
 
-@train_app.command("perception")
-def train_perception(
-    recipe: Recipe = None,
-    out_dir: RunDir = None,
-    steps: Steps = None,
-    batch: Batch = None,
-    settings: Settings = None,
-) -> None:
-    """VLMIR stage 1: resumes from OUT/checkpoint.pt; exports OUT/best and OUT/last."""
-    _train("perception", recipe, {"out": out_dir, "steps": steps, "batch": batch}, settings)
+TRAINING_STAGES = {
+    "perception": "VLMIR stage 1: the image tower, degradation predictor and text LoRA.",
+    "restorer": "The conditioned restorer (LMDIR blocks + SPIRE modulation).",
+    "prior": "SPIRE's diffusion prior on clean photos (frozen afterwards).",
+    "refiner": "The refiner's adaptor on the frozen prior (after `vlir train prior`).",
+}
 
 
-@train_app.command("restorer")
-def train_restorer(
-    recipe: Recipe = None,
-    out_dir: RunDir = None,
-    steps: Steps = None,
-    batch: Batch = None,
-    settings: Settings = None,
-) -> None:
-    """LMDIR + SPIRE restorer: resumes from OUT/checkpoint.pt; exports OUT/best and OUT/last."""
-    _train("restorer", recipe, {"out": out_dir, "steps": steps, "batch": batch}, settings)
+def _stage_command(stage: str, help_text: str) -> Callable[..., None]:
+    """``vlir train STAGE``: every stage takes the same options, only its recipe differs."""
+
+    def command(
+        recipe: Recipe = None,
+        out_dir: RunDir = None,
+        steps: Steps = None,
+        batch: Batch = None,
+        settings: Settings = None,
+    ) -> None:
+        _train(stage, recipe, {"out": out_dir, "steps": steps, "batch": batch}, settings)
+
+    command.__doc__ = f"{help_text} Resumes from OUT/checkpoint.pt; exports OUT/best, OUT/last."
+    return command
 
 
-@train_app.command("prior")
-def train_prior(
-    recipe: Recipe = None,
-    out_dir: RunDir = None,
-    steps: Steps = None,
-    batch: Batch = None,
-    settings: Settings = None,
-) -> None:
-    """SPIRE's diffusion prior on clean photos (frozen afterwards): exports OUT/best, OUT/last."""
-    _train("prior", recipe, {"out": out_dir, "steps": steps, "batch": batch}, settings)
-
-
-@train_app.command("refiner")
-def train_refiner(
-    recipe: Recipe = None,
-    out_dir: RunDir = None,
-    steps: Steps = None,
-    batch: Batch = None,
-    settings: Settings = None,
-) -> None:
-    """The refiner's adaptor on the frozen prior: exports OUT/best and OUT/last."""
-    _train("refiner", recipe, {"out": out_dir, "steps": steps, "batch": batch}, settings)
+for _stage, _help in TRAINING_STAGES.items():
+    train_app.command(_stage)(_stage_command(_stage, _help))
 
 
 @app.command()

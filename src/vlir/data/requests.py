@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from vlir.data.degraded import DegradedBatch
 from vlir.degradations import (
     DegradationRecord,
     PromptItem,
@@ -85,3 +86,22 @@ def sample_request(
         return Request("paraphrase", paraphrase(target, rng), target, semantic)
     exact = record.prompt()
     return Request("exact", exact.format(), replace(exact, text=""), semantic)
+
+
+def requests_for(
+    batch: DegradedBatch, rng: np.random.Generator, *, p_semantic: float = 0.3
+) -> tuple[list[Request], np.ndarray]:
+    """A request per sample of ``batch`` and the targets they imply, [B, H, W, 3] float32
+    (the partial target of each record: what remains when the request is carried out)."""
+    requests = [
+        sample_request(record, caption, rng, p_semantic=p_semantic)
+        for record, caption in zip(batch.records, batch.captions, strict=True)
+    ]
+    clean = batch.clean.permute(0, 2, 3, 1).numpy()
+    targets = np.stack(
+        [
+            record.partial_target(image, request.target)
+            for record, image, request in zip(batch.records, clean, requests, strict=True)
+        ]
+    )
+    return requests, targets

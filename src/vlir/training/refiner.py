@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from vlir.conditioning import Conditioning
 from vlir.data import CleanImages, DegradedSampler, load_captions
-from vlir.data.requests import sample_request
+from vlir.data.requests import requests_for
 from vlir.degradations import DegradationPipeline
 from vlir.diffusion import PriorDenoiser, Refiner, RefinerAdaptor, RefinerConfig
 from vlir.diffusion.flow import bridge_pair, to_model_space
@@ -98,17 +98,7 @@ def build_cache(
     texts: dict[str, list] = {"prompt": [], "semantic": [], "caption": []}
     while len(texts["prompt"]) < count:
         batch = sampler.sample(rng, min(16, count - len(texts["prompt"])))
-        requests = [
-            sample_request(r, c, rng, p_semantic=recipe.p_semantic)
-            for r, c in zip(batch.records, batch.captions, strict=True)
-        ]
-        clean = batch.clean.permute(0, 2, 3, 1).numpy()
-        targets = np.stack(
-            [
-                record.partial_target(image, request.target)
-                for record, image, request in zip(batch.records, clean, requests, strict=True)
-            ]
-        )
+        requests, targets = requests_for(batch, rng, p_semantic=recipe.p_semantic)
         perceived = encoders.perception(batch.degraded)
         semantics = [r.semantic for r in requests]
         semantic, has = None, None

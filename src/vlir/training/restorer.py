@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from vlir.data import CleanImages, DegradedSampler, load_captions
-from vlir.data.requests import sample_request
+from vlir.data.requests import requests_for
 from vlir.degradations import DegradationPipeline, RestorationPrompt
 from vlir.perception import PerceptionModel
 from vlir.restoration import RestorerConfig, RestorerModel, make_conditioning
@@ -122,17 +122,7 @@ class TrainingBatches(torch.utils.data.IterableDataset):
     def draw(self, rng: np.random.Generator) -> TrainingBatch:
         recipe = self.recipe
         batch = self.sampler.sample(rng, recipe.batch)
-        requests = [
-            sample_request(r, c, rng, p_semantic=recipe.p_semantic)
-            for r, c in zip(batch.records, batch.captions, strict=True)
-        ]
-        clean_np = batch.clean.permute(0, 2, 3, 1).numpy()
-        targets = np.stack(
-            [
-                record.partial_target(clean, request.target)
-                for record, clean, request in zip(batch.records, clean_np, requests, strict=True)
-            ]
-        )
+        requests, targets = requests_for(batch, rng, p_semantic=recipe.p_semantic)
         reference = None
         if rng.random() < recipe.p_reference:
             reference = reference_crops(batch.clean, rng)
