@@ -146,6 +146,28 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
 
 
+def resume(
+    out: Path, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[int, float, dict[str, Any] | None]:
+    """Load ``OUT/checkpoint.pt`` into model and optimizer when there is one.
+
+    Returns (step, best score, the checkpoint for trainer-specific extras), or (0, -1, None).
+    """
+    state = load_checkpoint(out / "checkpoint.pt")
+    if state is None:
+        return 0, -1.0, None
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return state["step"], state.get("best", -1.0), state
+
+
+def broadcast_weights(module: nn.Module, dist_info: Distributed) -> None:
+    """Every torchrun process starts from the main process's weights."""
+    if dist_info.world > 1:
+        for tensor in module.state_dict().values():
+            dist.broadcast(tensor, 0)
+
+
 class Logger:
     """TensorBoard scalars (when installed) plus a JSON-lines log anyone can read."""
 

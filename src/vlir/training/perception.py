@@ -35,10 +35,11 @@ from vlir.training.common import (
     Milestones,
     Recipe,
     average_gradients,
+    broadcast_weights,
     cosine_lr,
-    load_checkpoint,
     load_recipe,
     parse_settings,
+    resume,
     setup_distributed,
     split_holdout,
 )
@@ -172,18 +173,10 @@ def train(recipe: PerceptionRecipe) -> Path:
             {"params": lora_params, "lr": recipe.lora_lr, "weight_decay": 0.0},
         ]
     )
-    step, best = 0, -1.0
-    state = load_checkpoint(out / "checkpoint.pt")
+    step, best, state = resume(out, model, optimizer)
     if state is not None:
-        model.load_state_dict(state["model"])
         text.backbone.load_state_dict(state["lora"], strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        step, best = state["step"], state.get("best", -1.0)
-    if dist_info.world > 1:  # every rank starts from rank 0's weights
-        import torch.distributed as dist
-
-        for tensor in trainable.state_dict().values():
-            dist.broadcast(tensor, 0)
+    broadcast_weights(trainable, dist_info)
     texts = CachedTextEncoder(text, capacity=10_000, base=True)  # frozen-base embeddings
     logger = Logger(out, dist_info.main)
     rng = np.random.default_rng([recipe.seed, dist_info.rank, step])

@@ -28,10 +28,11 @@ from vlir.training.common import (
     Milestones,
     Recipe,
     average_gradients,
+    broadcast_weights,
     cosine_lr,
-    load_checkpoint,
     load_recipe,
     parse_settings,
+    resume,
     setup_distributed,
     split_holdout,
 )
@@ -87,17 +88,8 @@ def train(recipe: PriorRecipe) -> Path:
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=recipe.lr, betas=(0.9, 0.99), weight_decay=recipe.weight_decay
     )
-    step, best = 0, -1.0
-    state = load_checkpoint(out / "checkpoint.pt")
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, best = state["step"], state.get("best", -1.0)
-    if dist_info.world > 1:
-        import torch.distributed as dist
-
-        for tensor in model.state_dict().values():
-            dist.broadcast(tensor, 0)
+    step, best, _ = resume(out, model, optimizer)
+    broadcast_weights(model, dist_info)
     rng = np.random.default_rng([recipe.seed, dist_info.rank, step])
     logger = Logger(out, dist_info.main)
     milestones = Milestones.for_recipe(recipe, main=dist_info.main, best=best, logger=logger)

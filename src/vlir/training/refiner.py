@@ -35,9 +35,9 @@ from vlir.training.common import (
     Milestones,
     Recipe,
     cosine_lr,
-    load_checkpoint,
     load_recipe,
     parse_settings,
+    resume,
     split_holdout,
 )
 from vlir.training.restorer import Encoders
@@ -225,12 +225,7 @@ def train(recipe: RefinerRecipe) -> Path:
     refiner = Refiner(adaptor, prior)
     text = CachedTextEncoder(load_text_encoder(config.text_encoder).eval())
     optimizer = torch.optim.AdamW(adaptor.parameters(), lr=recipe.lr, betas=(0.9, 0.99))
-    step, best = 0, -1.0
-    state = load_checkpoint(out / "checkpoint.pt")
-    if state is not None:
-        adaptor.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, best = state["step"], state.get("best", -1.0)
+    step, best, _ = resume(out, adaptor, optimizer)
     rng = np.random.default_rng([recipe.seed, step])
     logger = Logger(out, True)
     milestones = Milestones.for_recipe(recipe, main=True, best=best, logger=logger)
