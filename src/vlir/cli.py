@@ -234,7 +234,11 @@ def restore(
         str | None, typer.Option("--semantic", help='What the photo shows, e.g. "a cat".')
     ] = None,
     reference: Annotated[
-        str | None, typer.Option("--reference", help="Another photo of the same subject.")
+        str | None,
+        typer.Option(
+            "--reference",
+            help="Another photo of the same subject (none: the reference block is skipped).",
+        ),
     ] = None,
     strength: Annotated[
         float, typer.Option("--strength", help="0 keeps the input, 1 full restoration.")
@@ -243,12 +247,19 @@ def restore(
         int | None, typer.Option("--tile", help="Tile size in pixels (default: automatic).")
     ] = None,
     model: Annotated[
-        str, typer.Option("--model", help="Shipped name or checkpoint folder.")
+        str,
+        typer.Option(
+            "--model",
+            help="restorer (default), lmdir, vlmir, spire (configs/), or a checkpoint folder.",
+        ),
     ] = "restorer",
     refine: Annotated[
         bool, typer.Option("--refine", help="Then refine with the diffusion prior (slower).")
     ] = False,
-    steps: Annotated[int, typer.Option("--steps", help="Refinement steps (with --refine).")] = 1,
+    steps: Annotated[
+        int | None,
+        typer.Option("--steps", help="Diffusion steps (--refine: 1; vlmir/spire: their own)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Refinement noise seed (with --refine).")] = 0,
     refiner: Annotated[
         str, typer.Option("--refiner", help="Refiner: shipped name or checkpoint folder.")
@@ -264,7 +275,7 @@ def restore(
         raise VlirError(f"--strength must be between 0 and 2, got {strength}")
     if tile is not None and tile < 64:
         raise VlirError(f"--tile must be at least 64 pixels, got {tile}")
-    if refine and not 1 <= steps <= 1000:
+    if steps is not None and not 1 <= steps <= 1000:
         raise VlirError(f"--steps must be between 1 and 1000, got {steps}")
     pairs = plan_outputs(expand_inputs(inputs), output, overwrite=overwrite)
     reference_rgb = load_image(reference, max_pixels=max_pixels).rgb if reference else None
@@ -350,8 +361,61 @@ def analyze(
         raise typer.Exit(1)
 
 
-train_app = typer.Typer(no_args_is_help=True, help="Train a stage from a YAML recipe.")
+train_app = typer.Typer(
+    help="Train a seed system (--recipe vlmir|lmdir|spire) or one stage (vlir train STAGE)."
+)
 app.add_typer(train_app, name="train")
+
+
+@train_app.callback(invoke_without_command=True)
+def _train_system(
+    context: typer.Context,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            "--recipe", help="vlmir, lmdir, spire, ablation (configs/NAME.yaml), or a YAML path."
+        ),
+    ] = None,
+    out_dir: Annotated[str | None, typer.Option("--out", help="Run folder (runs/NAME).")] = None,
+    use: Annotated[
+        list[str] | None,
+        typer.Option("--use", metavar="STAGE=CHECKPOINT", help="Skip a stage: use these weights."),
+    ] = None,
+    only: Annotated[
+        str | None, typer.Option("--only", help="Train this stage (or variant) only.")
+    ] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", metavar="STAGE.KEY=VALUE", help="Change a stage's key (ablation: KEY=VALUE)."
+        ),
+    ] = None,
+) -> None:
+    """Train every stage of a system recipe in order, each resumable, into OUT/STAGE;
+    an ablation recipe trains and measures each variant into OUT/VARIANT."""
+    if context.invoked_subcommand is not None:
+        if recipe or out_dir or use or only or settings:
+            raise VlirError("give system options after the stage: vlir train STAGE --recipe ...")
+        return
+    if recipe is None:
+        out.print(context.get_help())
+        raise typer.Exit(0)
+    from vlir.training.ablation import is_ablation, run_ablation
+    from vlir.training.common import parse_settings
+    from vlir.training.system import find_recipe, train_system
+
+    if is_ablation(find_recipe(recipe)):
+        if use:
+            raise VlirError("--use names a system's stage; an ablation has variants (--only)")
+        run_ablation(recipe, out_dir, parse_settings(settings), only)
+        return
+    uses = {}
+    for pair in use or []:
+        stage, sep, path = pair.partition("=")
+        if not sep or not stage or not path:
+            raise VlirError(f"--use {pair!r}: expected STAGE=CHECKPOINT")
+        uses[stage] = path
+    train_system(recipe, out_dir, uses, parse_settings(settings), only)
 
 
 Recipe = Annotated[str | None, typer.Option("--recipe", help="YAML recipe (see configs/).")]

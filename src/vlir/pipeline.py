@@ -5,10 +5,16 @@
 >>> result = restorer(image, prompt="remove the rain but keep the blur", semantic="a cat")
 >>> result = restorer(image, refine=True, steps=1, seed=0)   # + the diffusion refiner
 >>> result.image, result.report()
+
+The same class runs every restoring checkpoint: a restorer (``restorer``,
+``lmdir``), or a diffusion restorer with no restorer before it (``vlmir``,
+``spire``: a refiner checkpoint whose config names no restorer), for which
+every call is ``steps`` of diffusion sampling from the degraded input.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -22,9 +28,10 @@ from vlir.conditioning import Conditioning
 from vlir.degradations import RestorationPrompt
 from vlir.errors import VlirError
 from vlir.io import as_hwc
+from vlir.modeling import CONFIG_NAME, resolve_checkpoint
 from vlir.perception import Analysis, PerceptionModel, analyze
 from vlir.perception.model import Perception
-from vlir.restoration import RestorerModel, make_conditioning
+from vlir.restoration import RestorerModel, make_conditioning, semantic_tower
 from vlir.text import TextEncoder, TextEncoding, load_text_encoder
 from vlir.tiling import restore_tiled
 
@@ -47,8 +54,11 @@ class Restoration:
     seconds: float
     tiles: bool
     refine_steps: int = 0
-    """Diffusion refinement steps taken after restoring (0: not refined)."""
+    """Diffusion steps taken: refinement after restoring, or the whole restoration of a
+    diffusion restorer (0: none)."""
     seed: int | None = None
+    diffusion: bool = False
+    """Restored by diffusion sampling alone (no restorer)."""
 
     def report(self) -> str:
         found = (
@@ -61,6 +71,8 @@ class Restoration:
         mode = "automatic" if self.automatic else "user-guided"
         steps = f"{self.refine_steps} step" + ("s" if self.refine_steps != 1 else "")
         refined = f"; refined ({steps}, seed {self.seed})" if self.refine_steps else ""
+        if self.diffusion:
+            refined = f"; by diffusion ({steps}, seed {self.seed})"
         return f"found: {found}; did ({mode}): {self.prompt}{refined}"
 
 
@@ -68,19 +80,26 @@ class Restorer:
     """The restorer with its perception and text towers, ready to call on images.
 
     The diffusion refiner loads on first use (``refine=True``): most calls never need it.
+    ``model`` None: ``refiner`` is a diffusion restorer and does all the work.
     """
 
     def __init__(
         self,
-        model: RestorerModel,
+        model: RestorerModel | None,
         perception: PerceptionModel,
         text: TextEncoder,
         refiner: Refiner | str = "refiner",
+        semantic_text: TextEncoder | None = None,
     ) -> None:
-        self.model = model.eval()
+        self.model = None if model is None else model.eval()
         self.perception = perception.eval()
         self.text = text.eval()
+        self.semantic_text = text if semantic_text is None else semantic_text.eval()
+        """Reads semantic prompts (perception's caption-aligned tower where the model
+        was trained with it)."""
         self._refiner = refiner
+        if model is None:
+            self.load_refiner()
 
     def load_refiner(self) -> Refiner:
         """The refiner, loaded now if it was given by name."""
@@ -94,9 +113,39 @@ class Restorer:
     def from_pretrained(
         cls, name_or_path: str | os.PathLike[str] = "restorer", *, refiner: str = "refiner"
     ) -> Restorer:
-        model = RestorerModel.from_pretrained(name_or_path)
+        """A restorer checkpoint (``restorer``, ``lmdir``) or a diffusion restorer
+        (``vlmir``, ``spire``), with the towers its config names."""
+        path = resolve_checkpoint(name_or_path)
+        model_type = json.loads((path / CONFIG_NAME).read_text()).get("model_type")
+        if model_type == "refiner":
+            from vlir.diffusion import Refiner
+
+            diffusion = Refiner.from_pretrained(path)
+            config = diffusion.adaptor.config
+            if config.restorer is not None:
+                raise VlirError(
+                    f"{name_or_path} refines the restorer {config.restorer!r}: run "
+                    f"--model {config.restorer} --refine --refiner {name_or_path}"
+                )
+            perception = PerceptionModel.from_pretrained(config.perception)
+            text = load_text_encoder(config.text_encoder)
+            semantic = semantic_tower(perception, text, config.align_semantic)
+            return cls(None, perception, text, diffusion, semantic)
+        if model_type != "restorer":
+            raise VlirError(f"{name_or_path}: a {model_type!r} checkpoint does not restore images")
+        model = RestorerModel.from_pretrained(path)
         perception = PerceptionModel.from_pretrained(model.config.perception)
-        return cls(model, perception, load_text_encoder(model.config.text_encoder), refiner)
+        text = load_text_encoder(model.config.text_encoder)
+        semantic = semantic_tower(perception, text, model.config.align_semantic)
+        return cls(model, perception, text, refiner, semantic)
+
+    @property
+    def reads_prompts(self) -> bool:
+        """Whether a restoration prompt changes anything (a blind model ignores it)."""
+        if self.model is not None:
+            return True
+        config = self.load_refiner().adaptor.config
+        return config.prompt_modulation or "prompt" in config.tokens
 
     @torch.inference_mode()
     def __call__(
@@ -109,12 +158,20 @@ class Restorer:
         strength: float = 1.0,
         tile: int | None = None,
         refine: bool = False,
-        steps: int = 1,
+        steps: int | None = None,
         seed: int = 0,
     ) -> Restoration:
         """``refine``: walk ``steps`` diffusion steps from the restored image (``seed`` fixes
-        the noise, so the same call gives the same pixels)."""
+        the noise, so the same call gives the same pixels). A diffusion restorer always
+        samples, ``steps`` of it (default: its config's)."""
         start = time.perf_counter()
+        diffusion = self.model is None
+        if diffusion:
+            refine = True
+            steps = steps or self.load_refiner().adaptor.config.steps
+            if prompt is not None and not self.reads_prompts:
+                raise VlirError("this model takes no restoration prompt (it is blind)")
+        steps = 1 if steps is None else steps
         if refine and steps < 1:
             raise VlirError(f"steps must be at least 1 (got {steps})")
         pixels = torch.from_numpy(np.ascontiguousarray(as_hwc(image).transpose(2, 0, 1)))[None]
@@ -122,9 +179,11 @@ class Restorer:
         automatic = prompt is None
         if automatic:
             request = analysis.prompt if analysis.found else RestorationPrompt.blind_prompt()
+            if diffusion and self.load_refiner().adaptor.config.auto_prompt == "blind":
+                request = RestorationPrompt.blind_prompt()
             prompt = request.format()
         encoded = self.text([prompt])
-        semantic_encoded = self.text([semantic]) if semantic else None
+        semantic_encoded = self.semantic_text([semantic]) if semantic else None
         height, width = pixels.shape[-2:]
         reference_tensor = None
         if reference is not None:
@@ -152,10 +211,15 @@ class Restorer:
                 condition = make_conditioning(perception, encoded, semantic_encoded, None, part)
             return self.model(patch, condition)
 
-        multiple = self.model.config.multiple
-        restored = restore_tiled(
-            pixels, run, tile=tile_size if use_tiles else max(height, width), multiple=multiple
-        )
+        if self.model is None:
+            restored = pixels  # a diffusion restorer starts from the input itself
+        else:
+            restored = restore_tiled(
+                pixels,
+                run,
+                tile=tile_size if use_tiles else max(height, width),
+                multiple=self.model.config.multiple,
+            )
         if refine:
             restored = self._refine(
                 pixels, restored, conditioning, semantic_encoded, steps, seed, use_tiles, tile_size
@@ -171,6 +235,7 @@ class Restorer:
             use_tiles,
             steps if refine else 0,
             seed if refine else None,
+            diffusion,
         )
 
     def _refine(

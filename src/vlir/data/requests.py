@@ -23,6 +23,21 @@ from vlir.degradations import (
     paraphrase,
 )
 
+_ADJECTIVES = {
+    "noise": "noisy",
+    "shot_noise": "grainy",
+    "blur": "blurry",
+    "motion_blur": "shaky",
+    "defocus": "out-of-focus",
+    "downsample": "low-resolution",
+    "jpeg": "compressed",
+    "rain": "rainy",
+    "haze": "hazy",
+    "low_light": "dark",
+    "color_cast": "discoloured",
+}
+"""How a low-quality caption names each degradation."""
+
 KINDS = ("blind", "exact", "paraphrase", "partial", "strength")
 DEFAULT_MIX = (0.35, 0.25, 0.15, 0.15, 0.10)
 
@@ -37,6 +52,18 @@ class Request:
     semantic: str | None = None
 
 
+def low_quality_caption(caption: str, names: tuple[str, ...], rng: np.random.Generator) -> str:
+    """What a captioner (or a user) says of the degraded photo: its flaws, then its content.
+    VLMIR aligns these with the clean caption; semantic prompts are often written so."""
+    if not names:
+        return caption
+    words = [_ADJECTIVES[name] for name in names]
+    order = rng.permutation(len(words))
+    flaws = ", ".join(words[i] for i in order)
+    template = ("a {} photo of {}", "{} picture: {}", "a {} image showing {}")[int(rng.integers(3))]
+    return template.format(flaws, caption)
+
+
 def _exact_items(record: DegradationRecord, names: set[str]) -> tuple[PromptItem, ...]:
     full = record.prompt()
     return tuple(item for item in full.items if item.op in names)
@@ -49,9 +76,14 @@ def sample_request(
     *,
     mix: tuple[float, ...] = DEFAULT_MIX,
     p_semantic: float = 0.3,
+    p_lq_caption: float = 0.0,
 ) -> Request:
+    """``mix``: weights of ``KINDS``; ``p_lq_caption``: share of semantic prompts written
+    as a low-quality caption ("a noisy, blurry photo of ...") instead of the clean one."""
     names = list(record.names)
     semantic = caption if rng.random() < p_semantic else None
+    if semantic is not None and p_lq_caption > 0 and rng.random() < p_lq_caption:
+        semantic = low_quality_caption(caption, record.names, rng)
     kind = KINDS[int(rng.choice(len(KINDS), p=np.asarray(mix) / np.sum(mix)))]
     if not names or kind == "blind":
         blind = RestorationPrompt.blind_prompt()
@@ -89,12 +121,19 @@ def sample_request(
 
 
 def requests_for(
-    batch: DegradedBatch, rng: np.random.Generator, *, p_semantic: float = 0.3
+    batch: DegradedBatch,
+    rng: np.random.Generator,
+    *,
+    p_semantic: float = 0.3,
+    p_lq_caption: float = 0.0,
+    mix: tuple[float, ...] = DEFAULT_MIX,
 ) -> tuple[list[Request], np.ndarray]:
     """A request per sample of ``batch`` and the targets they imply, [B, H, W, 3] float32
     (the partial target of each record: what remains when the request is carried out)."""
     requests = [
-        sample_request(record, caption, rng, p_semantic=p_semantic)
+        sample_request(
+            record, caption, rng, mix=mix, p_semantic=p_semantic, p_lq_caption=p_lq_caption
+        )
         for record, caption in zip(batch.records, batch.captions, strict=True)
     ]
     clean = batch.clean.permute(0, 2, 3, 1).numpy()

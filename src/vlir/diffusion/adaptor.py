@@ -8,6 +8,12 @@ cross-attention), and the restoration prompt's vector scales and shifts every
 level (SPIRE's modulation). For each level it predicts per-pixel gamma and
 beta for the prior's features (``blocks.modulate``), through zero-initialised
 1x1 convs: at the start the prior runs unchanged, and only the adaptor trains.
+
+With no restorer (``restorer: null``) the same adaptor is a whole diffusion
+restorer, as in VLMIR's stage 2 and SPIRE: the hint is the degraded image alone
+and sampling starts from it. Which tokens it attends to and whether the prompt
+modulates it are switches, so each seed system is a configuration of this one
+module (``configs/vlmir.yaml``, ``configs/spire.yaml``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from torch import nn
 
 from vlir.conditioning import Conditioning
 from vlir.diffusion.prior import PriorConfig, PriorEncoder
+from vlir.errors import VlirError
 from vlir.modeling import PretrainedModel
 from vlir.restoration.blocks import CrossAttentionBlock, ModulationFusion
 
@@ -32,8 +39,19 @@ class RefinerConfig:
     time_dim: int = 128
     """The prior's architecture, copied so the adaptor's encoder matches it."""
     token_dim: int = 384
-    hint_channels: int = 6
-    """Restored image and degraded input, stacked."""
+    tokens: tuple[str, ...] = ("degradation", "content")
+    """What the bottleneck cross-attends to: perception's "degradation" tokens, "content"
+    tokens (perception's plus the semantic prompt's), the restoration "prompt" tokens
+    (SPIRE reads its restoration prompt so); none: no cross-attention."""
+    prompt_modulation: bool = True
+    """The restoration prompt's vector scales and shifts every level (SPIRE)."""
+    align_semantic: bool = False
+    """Semantic prompts read by perception's caption-aligned text tower (VLMIR's LoRA)."""
+    auto_prompt: str = "perception"
+    """With no prompt given: "perception" writes it from what it found; "blind" says
+    "remove all degradation" (SPIRE's blind mode)."""
+    steps: int = 1
+    """Sampling steps when the caller names none."""
     sigma0: float = 0.2
     """The noise level refinement starts from (its strength); training used this value."""
     residual: bool = True
@@ -41,8 +59,9 @@ class RefinerConfig:
     the prior's estimate (steered minus unsteered): an untrained adaptor returns the
     restorer's output exactly, so refinement can only learn to add to it. Costs a
     second, unsteered pass of the prior per step."""
-    restorer: str = "restorer"
-    """The restorer whose outputs this refiner learned to refine."""
+    restorer: str | None = "restorer"
+    """The restorer whose outputs this refiner learned to refine; None: it restores the
+    degraded input itself (a diffusion restorer)."""
     perception: str = "perception"
     text_encoder: str = "minilm"
     """The towers whose tokens the adaptor was trained with (the restorer's)."""
@@ -54,6 +73,43 @@ class RefinerConfig:
     @property
     def multiple(self) -> int:
         return self.prior_config.multiple
+
+    @property
+    def hint_channels(self) -> int:
+        """Restored image and degraded input, stacked; the degraded input alone without
+        a restorer."""
+        return 3 if self.restorer is None else 6
+
+    def __post_init__(self) -> None:
+        unknown = set(self.tokens) - set(TOKEN_SOURCES)
+        if unknown:
+            raise VlirError(f"adaptor tokens must be among {TOKEN_SOURCES}, got {sorted(unknown)}")
+        if self.auto_prompt not in ("perception", "blind"):
+            raise VlirError(
+                f"auto_prompt must be 'perception' or 'blind', not {self.auto_prompt!r}"
+            )
+
+
+TOKEN_SOURCES = ("degradation", "content", "prompt")
+
+
+def gather_tokens(
+    conditioning: Conditioning, sources: tuple[str, ...]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The token set [B, N, D] named by ``sources`` and its mask [B, N] (None: all valid)."""
+    parts = {
+        "degradation": (conditioning.deg_tokens, None),
+        "content": (conditioning.content_tokens, conditioning.content_mask),
+        "prompt": (conditioning.prompt_tokens, conditioning.prompt_mask),
+    }
+    tokens, masks = zip(*(parts[source] for source in sources), strict=True)
+    if all(mask is None for mask in masks):
+        return torch.cat(tokens, dim=1), None
+    filled = [
+        torch.ones(t.shape[:2], device=t.device) if m is None else m.to(torch.float32)
+        for t, m in zip(tokens, masks, strict=True)
+    ]
+    return torch.cat(tokens, dim=1), torch.cat(filled, dim=1)
 
 
 def zero_conv(channels_in: int, channels_out: int) -> nn.Conv2d:
@@ -78,9 +134,13 @@ class RefinerAdaptor(PretrainedModel):
             nn.SiLU(),
             zero_conv(widths[0], widths[0]),
         )
-        self.token_attention = CrossAttentionBlock(widths[-1], config.token_dim)
-        self.prompt_modulation = nn.ModuleList(
-            ModulationFusion(config.token_dim, w) for w in widths
+        self.token_attention = (
+            CrossAttentionBlock(widths[-1], config.token_dim) if config.tokens else None
+        )
+        self.prompt_modulation = (
+            nn.ModuleList(ModulationFusion(config.token_dim, w) for w in widths)
+            if config.prompt_modulation
+            else None
         )
         self.to_gamma_beta = nn.ModuleList(zero_conv(w, 2 * w) for w in widths)
 
@@ -95,20 +155,17 @@ class RefinerAdaptor(PretrainedModel):
         hint: torch.Tensor,
         conditioning: Conditioning,
     ) -> list[torch.Tensor]:
-        """x [B, 3, H, W], sigma [B], hint [B, 6, H, W] (all model space)
+        """x [B, 3, H, W], sigma [B], hint [B, hint_channels, H, W] (all model space)
         -> gamma/beta maps [B, 2C, h, w] per level, skips first, bottleneck last."""
         time = self.encoder.time(sigma)
         skips, h = self.encoder(x, time, self.hint(hint))
-        tokens = torch.cat([conditioning.deg_tokens, conditioning.content_tokens], dim=1)
-        mask = None
-        if conditioning.content_mask is not None:
-            ones = torch.ones(conditioning.deg_tokens.shape[:2], device=tokens.device)
-            mask = torch.cat([ones, conditioning.content_mask.to(ones.dtype)], dim=1)
-        h = self.token_attention(h, tokens, mask)
+        if self.token_attention is not None:
+            tokens, mask = gather_tokens(conditioning, self.config.tokens)
+            h = self.token_attention(h, tokens, mask)
         features = [*skips, h]
-        return [
-            head(modulation(f, conditioning.prompt_vector))
-            for f, modulation, head in zip(
-                features, self.prompt_modulation, self.to_gamma_beta, strict=True
-            )
-        ]
+        if self.prompt_modulation is not None:
+            features = [
+                modulation(f, conditioning.prompt_vector)
+                for f, modulation in zip(features, self.prompt_modulation, strict=True)
+            ]
+        return [head(f) for f, head in zip(features, self.to_gamma_beta, strict=True)]

@@ -41,6 +41,13 @@ class Refiner:
     def multiple(self) -> int:
         return self.adaptor.config.multiple
 
+    def hint_of(self, start: torch.Tensor, degraded: torch.Tensor) -> torch.Tensor:
+        """What the adaptor reads beside x (model space): the restored image and the degraded
+        input [B, 6, H, W], or the degraded input alone [B, 3, H, W] without a restorer."""
+        if self.adaptor.config.restorer is None:
+            return degraded
+        return torch.cat([start, degraded], dim=1)
+
     def velocity(
         self,
         x: torch.Tensor,
@@ -50,9 +57,10 @@ class Refiner:
         caption_tokens: torch.Tensor | None = None,
         caption_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """d x / d sigma at ``x`` (model space); ``hint`` [B, 6, H, W] begins with the restored.
+        """d x / d sigma at ``x`` (model space); ``hint`` (``hint_of``) begins with the
+        image sampling started from (restored, or the degraded input without a restorer).
 
-        Residual mode: clean estimate = restored + (steered - unsteered prior estimate),
+        Residual mode: clean estimate = that image + (steered - unsteered prior estimate),
         and a velocity on the straight line from ``x`` to that estimate.
         """
         control = self.adaptor(x, sigma, hint, conditioning)
@@ -77,12 +85,14 @@ class Refiner:
         caption_tokens: torch.Tensor | None = None,
         caption_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """restored, degraded, noise [B, 3, H, W] (images in [0, 1]) -> refined [B, 3, H, W]."""
+        """restored, degraded, noise [B, 3, H, W] (images in [0, 1]) -> refined [B, 3, H, W].
+
+        Without a restorer (a diffusion restorer) ``restored`` is the degraded input."""
         if steps < 1:
             raise VlirError(f"--steps must be at least 1 (got {steps})")
         sigma0 = self.adaptor.config.sigma0
         restored_m = to_model_space(restored.clamp(0, 1))
-        hint = torch.cat([restored_m, to_model_space(degraded.clamp(0, 1))], dim=1)
+        hint = self.hint_of(restored_m, to_model_space(degraded.clamp(0, 1)))
         scheduler = make_scheduler(steps, sigma0, restored.device)
         x = start_from(restored_m, noise, sigma0)
         for index, timestep in enumerate(scheduler.timesteps):

@@ -44,18 +44,21 @@ class RestorerMethod(Method):
             image,
             prompt=self.prompt,
             refine=refine,
-            steps=max(1, self.refine_steps),
+            steps=self.refine_steps or None,  # a diffusion restorer: its own steps
             seed=self.seed,
         ).image
 
 
 def refiner_method(path: str, steps: int = 1) -> RestorerMethod:
-    """A refiner checkpoint as a method: its restorer, then ``steps`` of refinement."""
+    """A refiner checkpoint as a method: its restorer, then ``steps`` of refinement; a
+    diffusion restorer (no restorer before it: vlmir, spire) samples its own steps."""
     from vlir.diffusion import RefinerAdaptor
 
     restorer = RefinerAdaptor.config_from_dict(
         json.loads((Path(path) / "config.json").read_text())
     ).restorer
+    if restorer is None:
+        return RestorerMethod(path)
     method = RestorerMethod(restorer, refiner=path, refine_steps=steps)
     method.name = f"{Path(path).name}{steps}"
     return method

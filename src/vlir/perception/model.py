@@ -20,8 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from vlir.degradations import OP_NAMES
+from vlir.errors import VlirError
 from vlir.modeling import PretrainedModel
 from vlir.perception.image_tower import ImageTower
+from vlir.text import TextEncoder, load_text_encoder
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,18 @@ class PerceptionModel(PretrainedModel):
 
     def text_lora_state(self) -> dict[str, torch.Tensor]:
         return {key.replace("__", "."): value.data for key, value in self.text_lora.items()}
+
+    def aligned_text_encoder(self) -> TextEncoder:
+        """The text tower with this checkpoint's caption-alignment LoRA (VLMIR): it reads
+        "a noisy, blurry photo of a cat" close to "a cat", so a semantic prompt written
+        about the damaged photo conditions like the clean caption."""
+        text = load_text_encoder(self.config.text_encoder)
+        if self.text_lora:
+            text.add_lora(self.config.lora_rank, self.config.lora_alpha)
+            missing = text.backbone.load_state_dict(self.text_lora_state(), strict=False)
+            if missing.unexpected_keys:
+                raise VlirError("this perception checkpoint's text LoRA does not fit its tower")
+        return text.eval().requires_grad_(False)
 
     def load_state_dict(
         self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False

@@ -51,7 +51,9 @@ class ModulationFusion(nn.Module):
 class NAFBlock(nn.Module):
     """NAFNet's block (SimpleGate, simplified channel attention), with prompt modulation."""
 
-    def __init__(self, channels: int, prompt_dim: int, expand: int = 2) -> None:
+    def __init__(
+        self, channels: int, prompt_dim: int, expand: int = 2, *, modulated: bool = True
+    ) -> None:
         super().__init__()
         hidden = channels * expand
         self.norm1 = LayerNorm2d(channels)
@@ -64,7 +66,7 @@ class NAFBlock(nn.Module):
         self.norm2 = LayerNorm2d(channels)
         self.ffn1 = nn.Conv2d(channels, hidden, 1)
         self.ffn2 = nn.Conv2d(hidden // 2, channels, 1)
-        self.modulation = ModulationFusion(prompt_dim, channels)
+        self.modulation = ModulationFusion(prompt_dim, channels) if modulated else None
         self.alpha = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
@@ -76,7 +78,9 @@ class NAFBlock(nn.Module):
     def forward(self, x: torch.Tensor, prompt_vector: torch.Tensor | None) -> torch.Tensor:
         y = self.simple_gate(self.dwconv(self.conv1(self.norm1(x))))
         y = self.conv2(y * self.channel_attention(y))
-        x = x + self.alpha * self.modulation(y, prompt_vector)
+        if self.modulation is not None:
+            y = self.modulation(y, prompt_vector)
+        x = x + self.alpha * y
         y = self.ffn2(self.simple_gate(self.ffn1(self.norm2(x))))
         return x + self.beta * y
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 import torch
 
 from vlir.conditioning import Conditioning
-from vlir.perception.model import Perception
-from vlir.text import TextEncoding
+from vlir.perception.model import Perception, PerceptionModel
+from vlir.text import TextEncoder, TextEncoding
+
+
+def semantic_tower(perception: PerceptionModel, text: TextEncoder, aligned: bool) -> TextEncoder:
+    """The tower that reads semantic prompts: ``text`` itself, or with ``aligned`` the
+    one carrying perception's caption-alignment LoRA (VLMIR), loaded beside it."""
+    return perception.aligned_text_encoder().to(text.device) if aligned else text
 
 
 def make_conditioning(

@@ -47,6 +47,9 @@ class RestorerConfig:
     perception: str = "perception"
     """The perception checkpoint whose tokens this restorer was trained with."""
     text_encoder: str = "minilm"
+    align_semantic: bool = False
+    """Encode semantic prompts with perception's caption-aligned text tower (VLMIR's LoRA)
+    instead of the plain one; off in the shipped default, which predates it."""
 
     @property
     def multiple(self) -> int:
@@ -55,9 +58,11 @@ class RestorerConfig:
 
 
 class _Stage(nn.Module):
-    def __init__(self, channels: int, blocks: int, prompt_dim: int) -> None:
+    def __init__(self, channels: int, blocks: int, prompt_dim: int, modulated: bool) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(NAFBlock(channels, prompt_dim) for _ in range(blocks))
+        self.blocks = nn.ModuleList(
+            NAFBlock(channels, prompt_dim, modulated=modulated) for _ in range(blocks)
+        )
 
     def forward(self, x: torch.Tensor, prompt_vector: torch.Tensor | None) -> torch.Tensor:
         for block in self.blocks:
@@ -76,10 +81,10 @@ class RestorerModel(PretrainedModel):
         self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
         channels = width
         for blocks in config.encoder_blocks:
-            self.encoders.append(_Stage(channels, blocks, dim))
+            self.encoders.append(_Stage(channels, blocks, dim, config.use_modulation))
             self.downs.append(nn.Conv2d(channels, 2 * channels, 2, stride=2))
             channels *= 2
-        self.bottleneck = _Stage(channels, config.bottleneck_blocks, dim)
+        self.bottleneck = _Stage(channels, config.bottleneck_blocks, dim, config.use_modulation)
         self.prompt_encoder = QueryPromptEncoder(dim, config.prompt_queries, config.prompt_layers)
         self.degradation_block = (
             CrossAttentionBlock(channels, dim) if config.use_degradation_block else None
@@ -101,7 +106,7 @@ class RestorerModel(PretrainedModel):
         for blocks in config.decoder_blocks:
             self.ups.append(nn.Sequential(nn.Conv2d(channels, 2 * channels, 1), nn.PixelShuffle(2)))
             channels //= 2
-            self.decoders.append(_Stage(channels, blocks, dim))
+            self.decoders.append(_Stage(channels, blocks, dim, config.use_modulation))
         self.outro = nn.Conv2d(width, 3, 3, padding=1)
 
     def encode_prompt(self, conditioning: Conditioning) -> tuple[torch.Tensor, torch.Tensor]:

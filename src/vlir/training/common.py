@@ -60,7 +60,8 @@ def split_holdout(count: int, holdout: int) -> tuple[list[int], list[int]]:
 
 
 def load_recipe(cls: type[C], path: str | Path | None, overrides: Mapping[str, Any]) -> C:
-    """A recipe dataclass from YAML plus ``key=value`` overrides (CLI flags)."""
+    """A recipe dataclass from YAML plus ``key=value`` overrides (CLI flags; an override
+    of None is a flag not given)."""
     values: dict[str, Any] = {}
     if path is not None:
         import yaml
@@ -73,6 +74,11 @@ def load_recipe(cls: type[C], path: str | Path | None, overrides: Mapping[str, A
             raise VlirError(f"{file}: a recipe is a YAML mapping")
         values.update(loaded)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    return recipe_from_values(cls, values)
+
+
+def recipe_from_values(cls: type[C], values: Mapping[str, Any]) -> C:
+    """A recipe dataclass from a mapping, every key checked (``null`` stays None)."""
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - fields)
     if unknown:
@@ -159,6 +165,21 @@ def resume(
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     return state["step"], state.get("best", -1.0), state
+
+
+def load_matching(model: nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Start ``model`` from ``state`` when ``model`` has parts switched off (an ablation
+    knocked out of a trained model): every tensor of ``model`` must come from ``state``;
+    the ones ``model`` lacks are left out and their names returned."""
+    own = model.state_dict()
+    missing = [key for key in own if key not in state]
+    if missing:
+        raise VlirError(f"the starting weights lack {len(missing)} tensors, e.g. {missing[0]}")
+    for key, tensor in own.items():
+        if tensor.shape != state[key].shape:
+            raise VlirError(f"starting weights: {key} has shape {tuple(state[key].shape)}")
+    model.load_state_dict({key: state[key] for key in own})
+    return [key for key in state if key not in own]
 
 
 def broadcast_weights(module: nn.Module, dist_info: Distributed) -> None:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from vlir.data import CleanImages, DegradedSampler, load_captions
+from vlir.data.requests import low_quality_caption
 from vlir.degradations import DegradationPipeline, RestorationPrompt, paraphrase
 from vlir.perception import losses
 from vlir.perception.labels import combination_text, record_labels
@@ -44,21 +45,6 @@ from vlir.training.common import (
     split_holdout,
 )
 
-# How a low-quality caption names each degradation (VLMIR captions the LQ image).
-_ADJECTIVES = {
-    "noise": "noisy",
-    "shot_noise": "grainy",
-    "blur": "blurry",
-    "motion_blur": "shaky",
-    "defocus": "out-of-focus",
-    "downsample": "low-resolution",
-    "jpeg": "compressed",
-    "rain": "rainy",
-    "haze": "hazy",
-    "low_light": "dark",
-    "color_cast": "discoloured",
-}
-
 
 @dataclass
 class PerceptionRecipe(Recipe):
@@ -74,17 +60,6 @@ class PerceptionRecipe(Recipe):
     w_alignment: float = 1.0
     w_classification: float = 1.0
     w_regression: float = 2.0
-
-
-def low_quality_caption(caption: str, names: tuple[str, ...], rng: np.random.Generator) -> str:
-    """What a captioner might say of the degraded photo: its flaws, then its content."""
-    if not names:
-        return caption
-    words = [_ADJECTIVES[name] for name in names]
-    order = rng.permutation(len(words))
-    flaws = ", ".join(words[i] for i in order)
-    template = ("a {} photo of {}", "{} picture: {}", "a {} image showing {}")[int(rng.integers(3))]
-    return template.format(flaws, caption)
 
 
 def degradation_texts(records: list, rng: np.random.Generator, p_paraphrase: float) -> list[str]:

@@ -1,5 +1,9 @@
 """Train the refiner's adaptor on the frozen prior (``vlir train refiner``).
 
+With ``restorer: null`` the adaptor learns to restore the degraded input itself
+(VLMIR's stage 2 and SPIRE in ``configs/``): the cache then holds the degraded
+input where the restored one would be, and only perception runs to build it.
+
 Two phases. First a *cache*: BSD400 crops degraded on the fly, each with a
 request and its (partial) target as the restorer is trained, restored by the
 shipped restorer, stored with perception's tokens (``OUT/cache-*.npz``; built
@@ -23,12 +27,13 @@ import torch.nn.functional as F
 
 from vlir.conditioning import Conditioning
 from vlir.data import CleanImages, DegradedSampler, load_captions
-from vlir.data.requests import requests_for
+from vlir.data.requests import DEFAULT_MIX, requests_for
 from vlir.degradations import DegradationPipeline
 from vlir.diffusion import PriorDenoiser, Refiner, RefinerAdaptor, RefinerConfig
 from vlir.diffusion.flow import bridge_pair, to_model_space
 from vlir.errors import VlirError
-from vlir.restoration import RestorerModel, make_conditioning
+from vlir.perception import PerceptionModel
+from vlir.restoration import RestorerModel, semantic_tower
 from vlir.text import CachedTextEncoder, load_text_encoder
 from vlir.training.common import (
     Logger,
@@ -46,7 +51,11 @@ from vlir.training.restorer import Encoders
 @dataclass
 class RefinerRecipe(Recipe):
     out: str = "runs/refiner"
-    restorer: str = "restorer"
+    restorer: str | None = "restorer"
+    """The frozen restorer whose outputs the adaptor refines; None: restore the input."""
+    perception: str = "perception"
+    text_encoder: str = "minilm"
+    """The towers used without a restorer (with one, the restorer's own)."""
     prior: str = "prior"
     cache_crops: int = 3200
     """Restored crops in the training cache (plus ``holdout`` x 4 for validation)."""
@@ -56,6 +65,11 @@ class RefinerRecipe(Recipe):
     crop: int = 64
     lr: float = 3e-4
     p_semantic: float = 0.3
+    p_lq_caption: float = 0.0
+    """Share of semantic prompts written about the damaged photo ("a noisy photo of ...")."""
+    request_mix: list[float] | None = None
+    """Weights of the request kinds (blind, exact, paraphrase, partial, strength);
+    [1, 0, 0, 0, 0]: always blind, the target always clean (a system without prompts)."""
     p_clean: float = 0.05
     val_steps: int = 4
     p_start: float = 0.5
@@ -81,8 +95,13 @@ def build_cache(
     """Restore ``count`` degraded crops of the ``subset`` images with the frozen restorer."""
     if path.exists():
         return path
-    restorer = RestorerModel.from_pretrained(recipe.restorer).eval()
-    encoders = Encoders(restorer.config.perception, restorer.config.text_encoder, "cpu")
+    cpu = torch.device("cpu")
+    restorer = None
+    if recipe.restorer is not None:
+        restorer = RestorerModel.from_pretrained(recipe.restorer).eval()
+        encoders = Encoders.of(restorer.config, cpu)
+    else:
+        encoders = Encoders(recipe.perception, recipe.text_encoder, cpu)
     images = CleanImages(recipe.data, None, load_captions(recipe.captions))
     size = (recipe.cache_size, recipe.cache_size)
     sampler = DegradedSampler(
@@ -98,16 +117,18 @@ def build_cache(
     texts: dict[str, list] = {"prompt": [], "semantic": [], "caption": []}
     while len(texts["prompt"]) < count:
         batch = sampler.sample(rng, min(16, count - len(texts["prompt"])))
-        requests, targets = requests_for(batch, rng, p_semantic=recipe.p_semantic)
+        mix = DEFAULT_MIX if recipe.request_mix is None else tuple(recipe.request_mix)
+        requests, targets = requests_for(
+            batch, rng, p_semantic=recipe.p_semantic, p_lq_caption=recipe.p_lq_caption, mix=mix
+        )
         perceived = encoders.perception(batch.degraded)
         semantics = [r.semantic for r in requests]
-        semantic, has = None, None
-        if any(s is not None for s in semantics):
-            semantic = encoders.text([s or "" for s in semantics])
-            has = torch.tensor([s is not None for s in semantics])
-        prompt = encoders.text([r.text for r in requests])
-        conditioning = make_conditioning(perceived, prompt, semantic, has)
-        restored = restorer(batch.degraded, conditioning)
+        restored = batch.degraded
+        if restorer is not None:
+            conditioning = encoders.conditioning(
+                batch.degraded, [r.text for r in requests], semantics
+            )
+            restored = restorer(batch.degraded, conditioning)
         columns["degraded"].append(_to_uint8(batch.degraded))
         columns["restored"].append(_to_uint8(restored))
         columns["target"].append(_to_uint8(torch.from_numpy(targets).permute(0, 3, 1, 2)))
@@ -175,13 +196,13 @@ class CachedCrops:
 
 
 def conditioning_of(
-    batch: dict, text: CachedTextEncoder
+    batch: dict, text: CachedTextEncoder, semantic_text: CachedTextEncoder
 ) -> tuple[Conditioning, torch.Tensor, torch.Tensor]:
     """The adaptor's Conditioning and the prior's caption tokens (the semantic prompt)."""
     prompt = text(batch["prompts"])
     semantics = batch["semantics"]
     has = torch.tensor([s is not None for s in semantics], dtype=torch.float32)
-    semantic = text([s or "" for s in semantics])
+    semantic = semantic_text([s or "" for s in semantics])
     semantic_mask = semantic.mask.float() * has[:, None]
     content = torch.cat([batch["content"], semantic.tokens], dim=1)
     content_mask = torch.cat([torch.ones(batch["content"].shape[:2]), semantic_mask], dim=1)
@@ -205,25 +226,37 @@ def train(recipe: RefinerRecipe) -> Path:
     train_cache, val_cache = CachedCrops(train_path), CachedCrops(val_path)
     prior = PriorDenoiser.from_pretrained(recipe.prior).requires_grad_(False)
     prior_config = prior.config
-    restorer_config = RestorerModel.from_pretrained(recipe.restorer).config
-    config = dataclasses.replace(
-        RefinerConfig(
-            prior=recipe.prior,
-            widths=tuple(prior_config.widths),
-            blocks=prior_config.blocks,
-            time_dim=prior_config.time_dim,
-            restorer=recipe.restorer,
-            perception=restorer_config.perception,
-            text_encoder=restorer_config.text_encoder,
-        ),
-        **recipe.model,
+    perception, text_encoder = recipe.perception, recipe.text_encoder
+    if recipe.restorer is not None:
+        restorer_config = RestorerModel.from_pretrained(recipe.restorer).config
+        perception, text_encoder = restorer_config.perception, restorer_config.text_encoder
+    known = {f.name for f in dataclasses.fields(RefinerConfig)}
+    if set(recipe.model) - known:
+        raise VlirError(f"unknown model key {sorted(set(recipe.model) - known)[0]!r}")
+    config = RefinerAdaptor.config_from_dict(
+        {
+            "prior": recipe.prior,
+            "widths": tuple(prior_config.widths),
+            "blocks": prior_config.blocks,
+            "time_dim": prior_config.time_dim,
+            "restorer": recipe.restorer,
+            "perception": perception,
+            "text_encoder": text_encoder,
+            **recipe.model,
+        }
     )
     adaptor = RefinerAdaptor(config)
     adaptor.init_from_prior(prior)
     if recipe.init and not (out / "checkpoint.pt").exists():
         adaptor.load_state_dict(RefinerAdaptor.from_pretrained(recipe.init).state_dict())
     refiner = Refiner(adaptor, prior)
-    text = CachedTextEncoder(load_text_encoder(config.text_encoder).eval())
+    tower = load_text_encoder(config.text_encoder).eval()
+    text = CachedTextEncoder(tower)
+    semantic_text = CachedTextEncoder(
+        semantic_tower(
+            PerceptionModel.from_pretrained(config.perception), tower, config.align_semantic
+        )
+    )
     optimizer = torch.optim.AdamW(adaptor.parameters(), lr=recipe.lr, betas=(0.9, 0.99))
     step, best, _ = resume(out, adaptor, optimizer)
     rng = np.random.default_rng([recipe.seed, step])
@@ -236,7 +269,7 @@ def train(recipe: RefinerRecipe) -> Path:
     @torch.no_grad()
     def validate() -> dict[str, float]:
         adaptor.eval()
-        conditioning, tokens, mask = conditioning_of(val_batch, text)
+        conditioning, tokens, mask = conditioning_of(val_batch, text, semantic_text)
         noise = torch.randn(
             val_batch["target"].shape, generator=torch.Generator().manual_seed(recipe.seed)
         )
@@ -255,7 +288,8 @@ def train(recipe: RefinerRecipe) -> Path:
             mse = ((image - val_batch["target"]) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
             return float((-10 * torch.log10(mse)).mean())
 
-        return {"val/psnr_refined": psnr(refined), "val/psnr_restored": psnr(val_batch["restored"])}
+        start = "restored" if config.restorer is not None else "input"
+        return {"val/psnr_refined": psnr(refined), f"val/psnr_{start}": psnr(val_batch["restored"])}
 
     adaptor.train()
     sigma0 = config.sigma0
@@ -263,10 +297,10 @@ def train(recipe: RefinerRecipe) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, recipe.steps, recipe.warmup, recipe.lr)
         batch = train_cache.batch(rng, recipe.batch, recipe.crop)
-        conditioning, tokens, mask = conditioning_of(batch, text)
+        conditioning, tokens, mask = conditioning_of(batch, text, semantic_text)
         restored = to_model_space(batch["restored"])
         target = to_model_space(batch["target"])
-        hint = torch.cat([restored, to_model_space(batch["degraded"])], dim=1)
+        hint = refiner.hint_of(restored, to_model_space(batch["degraded"]))
         # (0, sigma0], never ~0 (the residual velocity divides by sigma); p_start at sigma0
         uniform = 1 - 0.99 * rng.random(recipe.batch)
         at_start = rng.random(recipe.batch) < recipe.p_start
