@@ -139,6 +139,28 @@ def test_training_runs_resumes_and_exports(tmp_path: Path, tiny_training_data) -
     assert PerceptionModel.from_pretrained(fresh / "last").text_lora_state()
 
 
+def test_heads_only_training_leaves_every_embedding_untouched(
+    tmp_path: Path, tiny_training_data
+) -> None:
+    """Restorers read perception's tokens and embeddings: retraining the heads alone must
+    keep them bit-identical, and must change the heads."""
+    from vlir.training.common import load_recipe
+    from vlir.training.perception import PerceptionRecipe, train
+
+    data, captions = tiny_training_data
+    recipe_file = _recipe(tmp_path, data, captions, steps=2)
+    first = tmp_path / "first"
+    train(load_recipe(PerceptionRecipe, recipe_file, {"out": str(first)}))
+    heads = tmp_path / "heads"
+    settings = {"out": str(heads), "init": str(first / "last"), "heads_only": True, "lr": 0.01}
+    train(load_recipe(PerceptionRecipe, recipe_file, settings))
+    before = PerceptionModel.from_pretrained(first / "last").state_dict()
+    after = PerceptionModel.from_pretrained(heads / "last").state_dict()
+    assert before.keys() == after.keys()
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    assert changed and all(key.startswith(("presence.", "strength.")) for key in changed)
+
+
 def test_training_under_torchrun_with_two_processes(tmp_path: Path, tiny_training_data) -> None:
     data, captions = tiny_training_data
     recipe = _recipe(tmp_path, data, captions, steps=2)

@@ -15,6 +15,7 @@ from PIL import Image as PILImage
 from vlir.conditioning import Conditioning
 from vlir.data.requests import sample_request
 from vlir.degradations import parse_ops
+from vlir.errors import VlirError
 from vlir.perception import PerceptionConfig, PerceptionModel
 from vlir.restoration import RestorerConfig, RestorerModel
 from vlir.restoration.blocks import CrossAttentionBlock, ModulationFusion, ReferenceBlock
@@ -145,6 +146,7 @@ def test_restorer_pipeline(tiny_checkpoints: Path, photo: np.ndarray) -> None:
     result = restorer(photo)
     assert result.image.shape == photo.shape and result.automatic
     assert "found:" in result.report()
+    assert "reference: none (the reference block is skipped)" in result.report()
     kept = restorer(photo, prompt="denoise", strength=0.0)
     assert np.allclose(kept.image, np.clip(photo, 0, 1), atol=1e-6)
     guided = restorer(
@@ -155,6 +157,24 @@ def test_restorer_pipeline(tiny_checkpoints: Path, photo: np.ndarray) -> None:
         tile=64,
     )
     assert guided.tiles and not guided.automatic and guided.image.shape == photo.shape
+    assert "reference: given" in guided.report()
+
+
+def test_a_model_without_reference_block_refuses_a_reference(
+    tmp_path: Path, tiny_checkpoints: Path, photo: np.ndarray
+) -> None:
+    import dataclasses
+
+    from vlir.pipeline import Restorer
+
+    config = RestorerModel.from_pretrained(tiny_checkpoints).config
+    RestorerModel(dataclasses.replace(config, use_reference_block=False)).save_pretrained(
+        tmp_path / "no-reference"
+    )
+    restorer = Restorer.from_pretrained(tmp_path / "no-reference")
+    assert "reference" not in restorer(photo).report()
+    with pytest.raises(VlirError, match="no reference photo"):
+        restorer(photo, reference=photo)
 
 
 def test_restore_cli(tiny_checkpoints: Path, tmp_path: Path, photo: np.ndarray) -> None:

@@ -59,6 +59,8 @@ class Restoration:
     seed: int | None = None
     diffusion: bool = False
     """Restored by diffusion sampling alone (no restorer)."""
+    reference: bool | None = None
+    """Whether a reference photo was used; None: the model has no reference block."""
 
     def report(self) -> str:
         found = (
@@ -73,6 +75,10 @@ class Restoration:
         refined = f"; refined ({steps}, seed {self.seed})" if self.refine_steps else ""
         if self.diffusion:
             refined = f"; by diffusion ({steps}, seed {self.seed})"
+        if self.reference is not None:
+            refined += "; reference: " + (
+                "given" if self.reference else "none (the reference block is skipped)"
+            )
         return f"found: {found}; did ({mode}): {self.prompt}{refined}"
 
 
@@ -147,6 +153,11 @@ class Restorer:
         config = self.load_refiner().adaptor.config
         return config.prompt_modulation or "prompt" in config.tokens
 
+    @property
+    def reads_reference(self) -> bool:
+        """Whether the model has LMDIR's reference-based block (else a reference is refused)."""
+        return self.model is not None and self.model.config.use_reference_block
+
     @torch.inference_mode()
     def __call__(
         self,
@@ -171,6 +182,8 @@ class Restorer:
             steps = steps or self.load_refiner().adaptor.config.steps
             if prompt is not None and not self.reads_prompts:
                 raise VlirError("this model takes no restoration prompt (it is blind)")
+        if reference is not None and not self.reads_reference:
+            raise VlirError("this model takes no reference photo (it has no reference block)")
         steps = 1 if steps is None else steps
         if refine and steps < 1:
             raise VlirError(f"steps must be at least 1 (got {steps})")
@@ -236,6 +249,7 @@ class Restorer:
             steps if refine else 0,
             seed if refine else None,
             diffusion,
+            (reference is not None) if self.reads_reference else None,
         )
 
     def _refine(

@@ -60,6 +60,10 @@ class PerceptionRecipe(Recipe):
     w_alignment: float = 1.0
     w_classification: float = 1.0
     w_regression: float = 2.0
+    heads_only: bool = False
+    """Train only the predictor's presence and strength heads on frozen features: every
+    embedding and token the restorers were trained on stays bit-identical, so a new
+    analysis (e.g. with grey photos added) ships without retraining them."""
 
 
 def degradation_texts(records: list, rng: np.random.Generator, p_paraphrase: float) -> list[str]:
@@ -131,6 +135,11 @@ def train(recipe: PerceptionRecipe) -> Path:
         start = PerceptionModel.from_pretrained(recipe.init)
         model.load_state_dict(start.state_dict())
         text.backbone.load_state_dict(start.text_lora_state(), strict=False)
+    if recipe.heads_only:
+        model.requires_grad_(False)
+        text.requires_grad_(False)
+        for head in (model.presence, model.strength):
+            head.requires_grad_(True)
     trainable = _Trainable(model, text).to(dist_info.device)
     captions = load_captions(recipe.captions)
     images = CleanImages(recipe.data, config.train_size, captions)
@@ -142,12 +151,10 @@ def train(recipe: PerceptionRecipe) -> Path:
     val_sampler = DegradedSampler(images, pipeline, p_clean=recipe.p_clean, subset=holdout)
     model_params = [p for p in model.parameters() if p.requires_grad]
     lora_params = [p for p in text.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": model_params, "lr": recipe.lr, "weight_decay": recipe.weight_decay},
-            {"params": lora_params, "lr": recipe.lora_lr, "weight_decay": 0.0},
-        ]
-    )
+    groups = [{"params": model_params, "lr": recipe.lr, "weight_decay": recipe.weight_decay}]
+    if lora_params:
+        groups.append({"params": lora_params, "lr": recipe.lora_lr, "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups)
     step, best, state = resume(out, model, optimizer)
     if state is not None:
         text.backbone.load_state_dict(state["lora"], strict=False)
@@ -167,21 +174,23 @@ def train(recipe: PerceptionRecipe) -> Path:
         labels = [record_labels(r, ops) for r in batch.records]
         presence = torch.from_numpy(np.stack([p for p, _ in labels])).to(dist_info.device)
         strength = torch.from_numpy(np.stack([s for _, s in labels])).to(dist_info.device)
-        deg_texts = degradation_texts(batch.records, rng, recipe.paraphrase_prob)
-        deg_text_emb = texts(deg_texts).pooled
-        caption_emb = texts(batch.captions).pooled
         out_p = model(batch.degraded.to(dist_info.device))
-        scale = model.logit_scale
-        l_deg = losses.contrastive(out_p.deg_embedding, deg_text_emb, scale, deg_texts)
-        l_content = losses.contrastive(out_p.content_embedding, caption_emb, scale, batch.captions)
         l_cls, l_reg = losses.predictor(out_p.presence_logits, out_p.strength, presence, strength)
-        total = (
-            recipe.w_deg_contrastive * l_deg
-            + recipe.w_content_contrastive * l_content
-            + recipe.w_classification * l_cls
-            + recipe.w_regression * l_reg
-        )
-        if step % recipe.lora_every == 0:
+        total = recipe.w_classification * l_cls + recipe.w_regression * l_reg
+        l_deg = l_content = torch.zeros(())
+        if not recipe.heads_only:
+            deg_texts = degradation_texts(batch.records, rng, recipe.paraphrase_prob)
+            deg_text_emb = texts(deg_texts).pooled
+            caption_emb = texts(batch.captions).pooled
+            scale = model.logit_scale
+            l_deg = losses.contrastive(out_p.deg_embedding, deg_text_emb, scale, deg_texts)
+            l_content = losses.contrastive(
+                out_p.content_embedding, caption_emb, scale, batch.captions
+            )
+            total = (
+                total + recipe.w_deg_contrastive * l_deg + recipe.w_content_contrastive * l_content
+            )
+        if not recipe.heads_only and step % recipe.lora_every == 0:
             count = min(recipe.lora_batch, len(batch.captions))
             lq = [
                 low_quality_caption(batch.captions[i], batch.records[i].names, rng)
