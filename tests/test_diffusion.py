@@ -181,6 +181,16 @@ def test_restore_cli_refine(tmp_path: Path, photo: np.ndarray) -> None:
     assert not (tmp_path / "o.png").exists()
 
 
+def write_tiny_prior_recipe(folder: Path, data: Path, captions: Path, extra: str = "") -> str:
+    """Writes FOLDER/prior.yaml for a tiny prior; returns the keys every tiny recipe shares."""
+    common = (
+        f"data: {data}\ncaptions: {captions}\nbatch: 2\ncrop: 32\nholdout: 1\n"
+        "validate_every: 2\nlog_every: 1\ncheckpoint_minutes: 0\n" + extra
+    )
+    (folder / "prior.yaml").write_text(common + "model:\n  widths: [8, 16]\n  time_dim: 16\n")
+    return common
+
+
 def test_prior_and_refiner_training_run_and_resume(
     tmp_path: Path, tiny_training_data: tuple[Path, Path]
 ) -> None:
@@ -193,11 +203,7 @@ def test_prior_and_refiner_training_run_and_resume(
     from vlir.training.refiner import train as train_refiner
 
     data, captions = tiny_training_data
-    common = (
-        f"data: {data}\ncaptions: {captions}\nbatch: 2\ncrop: 32\nholdout: 1\n"
-        "validate_every: 2\nlog_every: 1\ncheckpoint_minutes: 0\n"
-    )
-    (tmp_path / "prior.yaml").write_text(common + "model:\n  widths: [8, 16]\n  time_dim: 16\n")
+    common = write_tiny_prior_recipe(tmp_path, data, captions)
     prior_out = tmp_path / "prior"
     train_prior(
         load_recipe(PriorRecipe, tmp_path / "prior.yaml", {"out": str(prior_out), "steps": 2})

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_diffusion import TINY_PRIOR, conditioning
+from tests.test_diffusion import TINY_PRIOR, conditioning, write_tiny_prior_recipe
 from tests.test_restoration import TINY, tiny_perception
 from vlir.diffusion import PriorDenoiser, RefinerAdaptor, RefinerConfig
 from vlir.diffusion.adaptor import gather_tokens
@@ -191,11 +191,7 @@ def test_system_runner_trains_a_tiny_diffusion_restorer(
     from vlir.pipeline import Restorer
 
     data, captions = tiny_training_data
-    common = (
-        f"data: {data}\ncaptions: {captions}\nbatch: 2\ncrop: 32\nholdout: 1\n"
-        "validate_every: 2\nlog_every: 1\ncheckpoint_minutes: 0\nsteps: 2\n"
-    )
-    (tmp_path / "prior.yaml").write_text(common + "model:\n  widths: [8, 16]\n  time_dim: 16\n")
+    common = write_tiny_prior_recipe(tmp_path, data, captions, extra="steps: 2\n")
     (tmp_path / "refiner.yaml").write_text(
         common + f"perception: {tiny_perception(tmp_path)}\ncache_crops: 4\ncache_size: 48\n"
         "val_steps: 1\n"
