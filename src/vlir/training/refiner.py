@@ -32,9 +32,8 @@ from vlir.degradations import DegradationPipeline
 from vlir.diffusion import PriorDenoiser, Refiner, RefinerAdaptor, RefinerConfig
 from vlir.diffusion.flow import bridge_pair, to_model_space
 from vlir.errors import VlirError
-from vlir.perception import PerceptionModel
-from vlir.restoration import RestorerModel, semantic_tower
-from vlir.text import CachedTextEncoder, load_text_encoder
+from vlir.restoration import RestorerModel
+from vlir.text import CachedTextEncoder
 from vlir.training.common import (
     Logger,
     Milestones,
@@ -250,13 +249,13 @@ def train(recipe: RefinerRecipe) -> Path:
     if recipe.init and not (out / "checkpoint.pt").exists():
         adaptor.load_state_dict(RefinerAdaptor.from_pretrained(recipe.init).state_dict())
     refiner = Refiner(adaptor, prior)
-    tower = load_text_encoder(config.text_encoder).eval()
-    text = CachedTextEncoder(tower)
-    semantic_text = CachedTextEncoder(
-        semantic_tower(
-            PerceptionModel.from_pretrained(config.perception), tower, config.align_semantic
-        )
+    encoders = Encoders(
+        config.perception,
+        config.text_encoder,
+        torch.device("cpu"),
+        align_semantic=config.align_semantic,
     )
+    text, semantic_text = encoders.text, encoders.semantic
     optimizer = torch.optim.AdamW(adaptor.parameters(), lr=recipe.lr, betas=(0.9, 0.99))
     step, best, _ = resume(out, adaptor, optimizer)
     rng = np.random.default_rng([recipe.seed, step])
