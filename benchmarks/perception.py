@@ -16,7 +16,6 @@ every single op, and 4 random 2-op mixtures per image.
 from __future__ import annotations
 
 import argparse
-import itertools
 import time
 from pathlib import Path
 
@@ -24,20 +23,15 @@ import numpy as np
 import torch
 
 from vlir.data import load_captions
-from vlir.degradations import OPS, DegradationRecord, Step, get_op
+from vlir.degradations import OPS
 from vlir.io import load_image
 from vlir.perception import PerceptionModel, analyze
+from vlir.perception.calibrate import degrade, f1, op_combinations
 from vlir.perception.labels import combination_text
 from vlir.text import MiniLMTextEncoder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SAMPLES = {"rain": "rain", "haze": "haze", "lowlight": "low_light"}
-
-
-def f1_scores(truth: np.ndarray, found: np.ndarray) -> np.ndarray:
-    tp = (truth * found).sum(0)
-    denominator = truth.sum(0) + found.sum(0)
-    return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), np.nan)
 
 
 def main() -> None:
@@ -53,11 +47,7 @@ def main() -> None:
     ops = model.config.ops
     text = MiniLMTextEncoder()
     names = list(OPS)
-    combos = [(n,) for n in names] + [
-        pair
-        for pair in itertools.combinations(names, 2)
-        if get_op(pair[0]).family != get_op(pair[1]).family
-    ]
+    combos = op_combinations()
     wordings = [combination_text(c) for c in combos]
     wording_emb = text(wordings).pooled
     captions = load_captions(DATA / "captions" / "eval.tsv")
@@ -74,15 +64,13 @@ def main() -> None:
         for pick in rng.choice(len(mixtures), args.mixtures, replace=False):
             cases.append(("mixture", mixtures[pick]))
         for kind, combo in cases:
-            ordered = sorted(combo, key=lambda n: get_op(n).order)
-            record = DegradationRecord(tuple(Step(n, get_op(n).sample(rng)) for n in ordered))
-            image = torch.from_numpy(record.apply(clean)).permute(2, 0, 1)[None].float()
+            image, record = degrade(clean, combo, rng)
             start = time.perf_counter()
             result = analyze(model, image)
             seconds.append(time.perf_counter() - start)
-            probability = {f.op: f.probability for f in result.findings}
+            present = {f.op: f.present for f in result.findings}
             truth = np.array([float(n in combo) for n in ops])
-            found = np.array([float(probability[n] >= 0.5) for n in ops])
+            found = np.array([float(present[n]) for n in ops])
             rows[kind].append((truth, found))
             strength = {f.op: f.strength for f in result.findings}
             for step in record.steps:
@@ -103,8 +91,8 @@ def main() -> None:
         "| op | F1 single | F1 mixtures |",
         "|---|---:|---:|",
     ]
-    singles = f1_scores(*map(np.stack, zip(*rows["single"], strict=True)))
-    mixed = f1_scores(*map(np.stack, zip(*rows["mixture"], strict=True)))
+    singles = f1(*map(np.stack, zip(*rows["single"], strict=True)))
+    mixed = f1(*map(np.stack, zip(*rows["mixture"], strict=True)))
     for i, name in enumerate(ops):
         lines.append(f"| {name} | {singles[i]:.3f} | {mixed[i]:.3f} |")
     lines.append(f"| **mean** | **{np.nanmean(singles):.3f}** | **{np.nanmean(mixed):.3f}** |")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -249,3 +250,60 @@ def test_recipe_settings_from_the_command_line() -> None:
         parse_settings(["batch"])
     with pytest.raises(VlirError, match="unknown recipe key 'bacth'"):
         load_recipe(PerceptionRecipe, None, parse_settings(["bacth=8"]))
+
+
+def test_calibrated_thresholds_decide_what_is_found() -> None:
+    only_noise = tuple(0.0 if name == "noise" else 1.01 for name in OP_NAMES)
+    model = PerceptionModel(dataclasses.replace(TINY, thresholds=only_noise)).eval()
+    image = torch.rand(1, 3, 64, 96)
+    calibrated = analyze(model, image)
+    assert [f.op for f in calibrated.found] == ["noise"]
+    assert calibrated.prompt.format().startswith("denoise")
+    uncalibrated = analyze(model, image, calibrated=False)
+    assert [f.op for f in uncalibrated.found] == [
+        f.op for f in uncalibrated.findings if f.probability >= 0.5
+    ]
+    with pytest.raises(VlirError, match="one threshold per op"):
+        PerceptionModel(dataclasses.replace(TINY, thresholds=(0.5,))).decision_thresholds()
+
+
+def test_best_thresholds_maximise_each_ops_f1() -> None:
+    from vlir.perception.calibrate import best_thresholds, f1
+
+    truth = np.array([[1, 1], [1, 1], [0, 1], [0, 0], [0, 0]], float)
+    probability = np.array([[0.35, 0.9], [0.4, 0.8], [0.2, 0.75], [0.1, 0.72], [0.25, 0.3]])
+    thresholds = best_thresholds(truth, probability)
+    # any threshold in (0.25, 0.35] and (0.72, 0.75] is perfect: the one nearest 0.5 is kept
+    assert thresholds == pytest.approx((0.35, 0.73))
+    found = probability >= np.array(thresholds)
+    assert np.all(f1(truth, found) == 1.0) and np.all(f1(truth, probability >= 0.5) < 1.0)
+
+
+def test_calibration_writes_thresholds_that_load(tmp_path: Path, tiny_training_data) -> None:
+    from vlir.perception.calibrate import main
+
+    data, _ = tiny_training_data
+    folder = PerceptionModel(TINY).save_pretrained(tmp_path / "perception")
+    main([str(folder), "--data", str(data), "--holdout", "1", "--write"])
+    thresholds = PerceptionModel.from_pretrained(folder).config.thresholds
+    assert thresholds is not None and len(thresholds) == len(OP_NAMES)
+    assert all(0.05 <= t <= 0.95 for t in thresholds)
+
+
+def test_weights_fingerprint_follows_the_weights(tmp_path: Path) -> None:
+    from vlir.modeling import weights_fingerprint
+    from vlir.perception import load_perception
+
+    model = PerceptionModel(TINY)
+    folder = model.save_pretrained(tmp_path / "p")
+    assert weights_fingerprint(PerceptionModel.from_pretrained(folder)) == weights_fingerprint(
+        model
+    )
+    print_ = weights_fingerprint(model)
+    assert load_perception(str(folder), print_) is not None
+    with torch.no_grad():
+        model.presence.bias[0] += 1e-3
+    model.save_pretrained(folder)
+    assert weights_fingerprint(model) != print_
+    with pytest.raises(VlirError, match="not the one this model was trained with"):
+        load_perception(str(folder), print_)

@@ -342,9 +342,9 @@ def analyze(
         for column in ("degradation", "probability", "strength"):
             table.add_column(column)
         for finding in result.findings:
-            if finding.probability < 0.2:
+            if finding.probability < 0.2 and not finding.present:
                 continue
-            style = "bold" if finding.probability >= 0.5 else "dim"
+            style = "bold" if finding.present else "dim"
             table.add_row(
                 finding.op,
                 f"{finding.probability:.2f}",

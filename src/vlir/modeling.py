@@ -9,6 +9,7 @@ network; any other name is read as a local folder.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -38,6 +39,19 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
             f"shipped: {', '.join(known) or 'none'}"
         )
     return path
+
+
+def weights_fingerprint(model: PretrainedModel) -> str:
+    """A short hash of a model's saved tensors (as float32, so a half-precision copy
+    loaded back hashes alike): what a model trained on another's outputs records, so that
+    a checkpoint which has changed under the same name is caught, not silently used."""
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_to_save().items()):
+        tensor = value.detach().cpu()
+        tensor = tensor.float() if tensor.is_floating_point() else tensor
+        digest.update(key.encode())
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 class PretrainedModel(nn.Module):

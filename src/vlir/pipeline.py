@@ -28,10 +28,11 @@ from vlir.conditioning import Conditioning
 from vlir.degradations import RestorationPrompt
 from vlir.errors import VlirError
 from vlir.io import as_hwc
-from vlir.modeling import CONFIG_NAME, resolve_checkpoint
-from vlir.perception import Analysis, PerceptionModel, analyze
+from vlir.modeling import CONFIG_NAME, resolve_checkpoint, weights_fingerprint
+from vlir.perception import Analysis, PerceptionModel, analyze, load_perception
 from vlir.perception.model import Perception
 from vlir.restoration import RestorerModel, make_conditioning, semantic_tower
+from vlir.restoration.network import RestorerConfig
 from vlir.text import TextEncoder, TextEncoding, load_text_encoder
 from vlir.tiling import restore_tiled
 
@@ -82,11 +83,31 @@ class Restoration:
         return f"found: {found}; did ({mode}): {self.prompt}{refined}"
 
 
+def tile_overlap(config: RestorerConfig) -> int:
+    """Tiles overlap by a quarter of a statistics window (where there is one): near a
+    tile's edge, where its windows are cut differently from the whole photo's, its weight
+    blends away (tiled and untiled then agree to ~50 dB; measured in benchmarks/restore.py)."""
+    window = config.statistics_window
+    return 32 if window is None else max(32, window // 4)
+
+
+def _unless_same(
+    analyzer: PerceptionModel | None, perception: PerceptionModel
+) -> PerceptionModel | None:
+    """None where the analyzer holds the same weights (one analysis then serves both)."""
+    if analyzer is None or weights_fingerprint(analyzer) == weights_fingerprint(perception):
+        return None
+    return analyzer
+
+
 class Restorer:
     """The restorer with its perception and text towers, ready to call on images.
 
     The diffusion refiner loads on first use (``refine=True``): most calls never need it.
     ``model`` None: ``refiner`` is a diffusion restorer and does all the work.
+    ``perception`` gives the tokens the model was trained on; ``analyzer`` (default: the
+    same) says what is wrong and writes the automatic prompt, so a better-trained
+    perception improves every restorer's report and prompt without retraining them.
     """
 
     def __init__(
@@ -96,9 +117,11 @@ class Restorer:
         text: TextEncoder,
         refiner: Refiner | str = "refiner",
         semantic_text: TextEncoder | None = None,
+        analyzer: PerceptionModel | None = None,
     ) -> None:
         self.model = None if model is None else model.eval()
         self.perception = perception.eval()
+        self.analyzer = self.perception if analyzer is None else analyzer.eval()
         self.text = text.eval()
         self.semantic_text = text if semantic_text is None else semantic_text.eval()
         """Reads semantic prompts (perception's caption-aligned tower where the model
@@ -117,11 +140,17 @@ class Restorer:
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | os.PathLike[str] = "restorer", *, refiner: str = "refiner"
+        cls,
+        name_or_path: str | os.PathLike[str] = "restorer",
+        *,
+        refiner: str = "refiner",
+        analyzer: str | os.PathLike[str] | None = "perception",
     ) -> Restorer:
         """A restorer checkpoint (``restorer``, ``lmdir``) or a diffusion restorer
-        (``vlmir``, ``spire``), with the towers its config names."""
+        (``vlmir``, ``spire``), with the towers its config names; ``analyzer``: the
+        perception that reads the photo (None: the one the model's tokens come from)."""
         path = resolve_checkpoint(name_or_path)
+        reader = None if analyzer is None else PerceptionModel.from_pretrained(analyzer)
         model_type = json.loads((path / CONFIG_NAME).read_text()).get("model_type")
         if model_type == "refiner":
             from vlir.diffusion import Refiner
@@ -133,17 +162,19 @@ class Restorer:
                     f"{name_or_path} refines the restorer {config.restorer!r}: run "
                     f"--model {config.restorer} --refine --refiner {name_or_path}"
                 )
-            perception = PerceptionModel.from_pretrained(config.perception)
+            perception = load_perception(config.perception, config.perception_fingerprint)
             text = load_text_encoder(config.text_encoder)
             semantic = semantic_tower(perception, text, config.align_semantic)
-            return cls(None, perception, text, diffusion, semantic)
+            return cls(
+                None, perception, text, diffusion, semantic, _unless_same(reader, perception)
+            )
         if model_type != "restorer":
             raise VlirError(f"{name_or_path}: a {model_type!r} checkpoint does not restore images")
         model = RestorerModel.from_pretrained(path)
-        perception = PerceptionModel.from_pretrained(model.config.perception)
+        perception = load_perception(model.config.perception, model.config.perception_fingerprint)
         text = load_text_encoder(model.config.text_encoder)
         semantic = semantic_tower(perception, text, model.config.align_semantic)
-        return cls(model, perception, text, refiner, semantic)
+        return cls(model, perception, text, refiner, semantic, _unless_same(reader, perception))
 
     @property
     def reads_prompts(self) -> bool:
@@ -188,7 +219,10 @@ class Restorer:
         if refine and steps < 1:
             raise VlirError(f"steps must be at least 1 (got {steps})")
         pixels = torch.from_numpy(np.ascontiguousarray(as_hwc(image).transpose(2, 0, 1)))[None]
-        analysis = analyze(self.perception, pixels)
+        analysis = analyze(self.analyzer, pixels)
+        perception: Perception = analysis.perception
+        if self.analyzer is not self.perception:
+            perception = analyze(self.perception, pixels).perception
         automatic = prompt is None
         if automatic:
             request = analysis.prompt if analysis.found else RestorationPrompt.blind_prompt()
@@ -208,7 +242,6 @@ class Restorer:
                 mode="bilinear",
                 align_corners=False,
             )
-        perception: Perception = analysis.perception
         conditioning = make_conditioning(perception, encoded, semantic_encoded, None, None)
         use_tiles = tile is not None or height * width > AUTO_TILE_PIXELS
         tile_size = tile or DEFAULT_TILE
@@ -231,6 +264,7 @@ class Restorer:
                 pixels,
                 run,
                 tile=tile_size if use_tiles else max(height, width),
+                overlap=tile_overlap(self.model.config),
                 multiple=self.model.config.multiple,
             )
         if refine:

@@ -65,6 +65,8 @@ class RefinerConfig:
     perception: str = "perception"
     text_encoder: str = "minilm"
     """The towers whose tokens the adaptor was trained with (the restorer's)."""
+    perception_fingerprint: str | None = None
+    """The perception's ``weights_fingerprint``, recorded at training."""
 
     @property
     def prior_config(self) -> PriorConfig:

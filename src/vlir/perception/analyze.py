@@ -17,6 +17,8 @@ from vlir.degradations import RestorationPrompt, get_op
 from vlir.perception.labels import prompt_from_prediction, strength_value
 from vlir.perception.model import Perception, PerceptionModel
 
+JPEG_GRID = 16
+
 
 @dataclass
 class Finding:
@@ -25,6 +27,8 @@ class Finding:
     strength: float
     """On the op's own scale (noise sigma, JPEG quality, ...)."""
     parameter: str
+    present: bool
+    """Probability at or above the op's calibrated threshold."""
 
 
 @dataclass
@@ -36,7 +40,7 @@ class Analysis:
 
     @property
     def found(self) -> list[Finding]:
-        return [f for f in self.findings if f.probability >= 0.5]
+        return [f for f in self.findings if f.present]
 
     def to_dict(self) -> dict:
         return {
@@ -55,8 +59,11 @@ def _tiles(image: torch.Tensor, size: tuple[int, int], limit: int) -> torch.Tens
     th, tw = min(size[0], height), min(size[1], width)
     if height < th * 1.5 and width < tw * 1.5:
         return image
-    ys = np.linspace(0, height - th, max(1, height // th)).round().astype(int)
-    xs = np.linspace(0, width - tw, max(1, width // tw)).round().astype(int)
+    # Tiles start on the 16-pixel JPEG grid (its 8x8 blocks, 16x16 with chroma halved)
+    # counted from the photo's corner, where a compressed photo's grid lies: training
+    # crops are compressed after cropping, so their grid starts at their own corner.
+    ys = np.linspace(0, height - th, max(1, height // th)).astype(int) // JPEG_GRID * JPEG_GRID
+    xs = np.linspace(0, width - tw, max(1, width // tw)).astype(int) // JPEG_GRID * JPEG_GRID
     boxes = [(y, x) for y in ys for x in xs]
     if len(boxes) > limit:
         boxes = [boxes[i] for i in np.linspace(0, len(boxes) - 1, limit).round().astype(int)]
@@ -64,8 +71,13 @@ def _tiles(image: torch.Tensor, size: tuple[int, int], limit: int) -> torch.Tens
 
 
 @torch.no_grad()
-def analyze(model: PerceptionModel, image: torch.Tensor, *, max_tiles: int = 12) -> Analysis:
-    """``image`` [1, 3, H, W] in [0, 1] -> findings, prompt and conditioning tensors."""
+def analyze(
+    model: PerceptionModel, image: torch.Tensor, *, max_tiles: int = 12, calibrated: bool = True
+) -> Analysis:
+    """``image`` [1, 3, H, W] in [0, 1] -> findings, prompt and conditioning tensors.
+
+    ``calibrated``: decide with the model's per-op thresholds (else 0.5 for all, as the
+    calibration itself needs)."""
     config = model.config
     tiles = _tiles(image, config.train_size, max_tiles)
     local = model(tiles)
@@ -81,12 +93,17 @@ def analyze(model: PerceptionModel, image: torch.Tensor, *, max_tiles: int = 12)
         presence_logits=torch.logit(torch.from_numpy(probability).clamp(1e-6, 1 - 1e-6))[None],
         strength=torch.from_numpy(strength)[None],
     )
+    thresholds = model.decision_thresholds() if calibrated else np.full(len(config.ops), 0.5)
     findings = [
         Finding(
-            name, float(probability[i]), strength_value(name, strength[i]), get_op(name).strength
+            name,
+            float(probability[i]),
+            strength_value(name, strength[i]),
+            get_op(name).strength,
+            bool(probability[i] >= thresholds[i]),
         )
         for i, name in enumerate(config.ops)
     ]
     findings.sort(key=lambda f: -f.probability)
-    prompt = prompt_from_prediction(config.ops, probability, strength)
+    prompt = prompt_from_prediction(config.ops, probability, strength, thresholds)
     return Analysis(findings, prompt, perception)

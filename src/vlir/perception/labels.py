@@ -43,15 +43,21 @@ def combination_text(names: Sequence[str]) -> str:
 
 
 def prompt_from_prediction(
-    ops: Sequence[str], probability: np.ndarray, strength: np.ndarray, threshold: float = 0.5
+    ops: Sequence[str],
+    probability: np.ndarray,
+    strength: np.ndarray,
+    threshold: float | np.ndarray = 0.5,
 ) -> RestorationPrompt:
     """The restoration prompt the predictor would use: found ops, with their strengths.
+
+    ``threshold``: one for all ops, or one per op.
 
     Only the predicted strength parameter is stated; an op whose phrase needs more
     numbers (motion blur's angle) is named without numbers.
     """
     items = []
-    found = [i for i in np.argsort([get_op(n).order for n in ops]) if probability[i] >= threshold]
+    limits = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(ops),))
+    found = [i for i in np.argsort([get_op(n).order for n in ops]) if probability[i] >= limits[i]]
     for i in found:
         op = get_op(ops[i])
         if op.prompt_names == (op.strength,):

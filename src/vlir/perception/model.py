@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vlir.degradations import OP_NAMES
 from vlir.errors import VlirError
-from vlir.modeling import PretrainedModel
+from vlir.modeling import PretrainedModel, weights_fingerprint
 from vlir.perception.image_tower import ImageTower
 from vlir.text import TextEncoder, load_text_encoder
 
@@ -41,6 +42,9 @@ class PerceptionConfig:
     lora_alpha: int = 16
     train_size: tuple[int, int] = (96, 144)
     """Height, width of the training view; analysis tiles use the same size."""
+    thresholds: tuple[float, ...] | None = None
+    """Per-op probability above which an op counts as found, calibrated on held-out
+    training photos (``vlir.perception.calibrate``); None: 0.5 for every op."""
 
 
 @dataclass
@@ -109,6 +113,14 @@ class PerceptionModel(PretrainedModel):
         self.text_lora = nn.ParameterDict()
         """LoRA weights of the text tower (VLMIR's caption alignment), saved with the model."""
 
+    def decision_thresholds(self) -> np.ndarray:
+        """[N] the probability at which each op counts as found."""
+        if self.config.thresholds is None:
+            return np.full(len(self.config.ops), 0.5)
+        if len(self.config.thresholds) != len(self.config.ops):
+            raise VlirError("perception config: one threshold per op is needed")
+        return np.asarray(self.config.thresholds, dtype=np.float64)
+
     def forward(self, image: torch.Tensor) -> Perception:
         """``image`` [B, 3, H, W] in [0, 1] (any size: the tower pools globally)."""
         stats, feature_map = self.tower(image)  # [B, S], [B, C, h, w]
@@ -161,3 +173,18 @@ class PerceptionModel(PretrainedModel):
         if lora:
             self.store_text_lora({k.replace("__", "."): v for k, v in lora.items()})
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def load_perception(name_or_path: str, fingerprint: str | None = None) -> PerceptionModel:
+    """The perception checkpoint a restorer or adaptor names as the source of its tokens.
+
+    Its tokens are only meaningful to a model trained on them: ``fingerprint`` (recorded
+    at training) catches a checkpoint that has changed under the same name since."""
+    model = PerceptionModel.from_pretrained(name_or_path)
+    if fingerprint is not None and weights_fingerprint(model) != fingerprint:
+        raise VlirError(
+            f"perception {name_or_path!r} is not the one this model was trained with "
+            f"(weights {weights_fingerprint(model)}, trained with {fingerprint}): point the "
+            "model's config at those weights, or retrain it on these"
+        )
+    return model

@@ -11,21 +11,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vlir.restoration.local_statistics import local_group_norm, local_mean, to_pixels
+
 
 class LayerNorm2d(nn.Module):
     """Normalises each [C, H, W] map over channels *and* positions (one-group GroupNorm).
 
-    Unlike NAFNet's per-pixel LayerNorm this makes a tile's output depend on the
-    tile's statistics (tiled vs whole-image restoration agree to ~42 dB, not more);
-    the shipped weights were trained with it, so changing it means retraining.
+    Unlike NAFNet's per-pixel LayerNorm this makes the output depend on the statistics
+    of the whole map; ``window`` (pixels of this map) limits them to a training crop's
+    extent around each position (TLC, ``local_statistics``), so a photo restores as its
+    crops trained and a tile as the whole photo would.
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, window: int | None = None) -> None:
         super().__init__()
         self.norm = nn.GroupNorm(1, channels)
+        self.window = window
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x)
+        height, width = x.shape[-2:]
+        if self.window is None or (height <= self.window and width <= self.window):
+            return self.norm(x)
+        norm = self.norm
+        return local_group_norm(x, norm.weight, norm.bias, self.window, norm.eps)
 
 
 class ModulationFusion(nn.Module):
@@ -52,18 +60,26 @@ class NAFBlock(nn.Module):
     """NAFNet's block (SimpleGate, simplified channel attention), with prompt modulation."""
 
     def __init__(
-        self, channels: int, prompt_dim: int, expand: int = 2, *, modulated: bool = True
+        self,
+        channels: int,
+        prompt_dim: int,
+        expand: int = 2,
+        *,
+        modulated: bool = True,
+        window: int | None = None,
     ) -> None:
         super().__init__()
         hidden = channels * expand
-        self.norm1 = LayerNorm2d(channels)
+        self.window = window
+        """Positions the statistics cover (None: the whole map); see ``LayerNorm2d``."""
+        self.norm1 = LayerNorm2d(channels, window)
         self.conv1 = nn.Conv2d(channels, hidden, 1)
         self.dwconv = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
         self.channel_attention = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Conv2d(hidden // 2, hidden // 2, 1)
         )
         self.conv2 = nn.Conv2d(hidden // 2, channels, 1)
-        self.norm2 = LayerNorm2d(channels)
+        self.norm2 = LayerNorm2d(channels, window)
         self.ffn1 = nn.Conv2d(channels, hidden, 1)
         self.ffn2 = nn.Conv2d(hidden // 2, channels, 1)
         self.modulation = ModulationFusion(prompt_dim, channels) if modulated else None
@@ -77,7 +93,9 @@ class NAFBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, prompt_vector: torch.Tensor | None) -> torch.Tensor:
         y = self.simple_gate(self.dwconv(self.conv1(self.norm1(x))))
-        y = self.conv2(y * self.channel_attention(y))
+        pooled = local_mean(y, self.window)  # [B, C, 1, 1], or a grid of window means
+        attention = self.channel_attention[1](pooled)  # 1x1: the same on the grid or pixels
+        y = self.conv2(y * to_pixels(attention, y.shape[-2:]))
         if self.modulation is not None:
             y = self.modulation(y, prompt_vector)
         x = x + self.alpha * y

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vlir.conditioning import Conditioning
+from vlir.errors import VlirError
 from vlir.modeling import PretrainedModel
 from vlir.restoration.blocks import CrossAttentionBlock, NAFBlock, ReferenceBlock
 from vlir.restoration.prompt_encoder import QueryPromptEncoder
@@ -44,8 +45,14 @@ class RestorerConfig:
     use_reference_block: bool = True
     use_modulation: bool = True
     """Switches for ablations; a switched-off part is absent, not zeroed."""
+    statistics_window: int | None = None
+    """Normalisation and channel attention average over this many pixels around each
+    position instead of the whole map (TLC; set it to the training crop): a photo then
+    restores with the statistics its crops trained on, tiled or not. None: whole map."""
     perception: str = "perception"
     """The perception checkpoint whose tokens this restorer was trained with."""
+    perception_fingerprint: str | None = None
+    """Its ``weights_fingerprint``, recorded at training: loading refuses another."""
     text_encoder: str = "minilm"
     align_semantic: bool = False
     """Encode semantic prompts with perception's caption-aligned text tower (VLMIR's LoRA)
@@ -56,12 +63,21 @@ class RestorerConfig:
         """Input sides must be multiples of this (the pipeline pads)."""
         return 2 ** len(self.encoder_blocks)
 
+    def window_at(self, level: int) -> int | None:
+        """``statistics_window`` in pixels of the map ``level`` down-samplings deep."""
+        if self.statistics_window is None:
+            return None
+        return max(1, self.statistics_window // 2**level)
+
 
 class _Stage(nn.Module):
-    def __init__(self, channels: int, blocks: int, prompt_dim: int, modulated: bool) -> None:
+    def __init__(
+        self, channels: int, blocks: int, prompt_dim: int, modulated: bool, window: int | None
+    ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            NAFBlock(channels, prompt_dim, modulated=modulated) for _ in range(blocks)
+            NAFBlock(channels, prompt_dim, modulated=modulated, window=window)
+            for _ in range(blocks)
         )
 
     def forward(self, x: torch.Tensor, prompt_vector: torch.Tensor | None) -> torch.Tensor:
@@ -76,15 +92,24 @@ class RestorerModel(PretrainedModel):
 
     def __init__(self, config: RestorerConfig) -> None:
         super().__init__(config)
+        if config.statistics_window is not None and config.statistics_window < 2**4:
+            raise VlirError(
+                f"statistics_window must be at least 16 pixels, got {config.statistics_window}"
+            )
         width, dim = config.width, config.token_dim
         self.intro = nn.Conv2d(3, width, 3, padding=1)
         self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
         channels = width
-        for blocks in config.encoder_blocks:
-            self.encoders.append(_Stage(channels, blocks, dim, config.use_modulation))
+        modulated = config.use_modulation
+        for level, blocks in enumerate(config.encoder_blocks):
+            window = config.window_at(level)
+            self.encoders.append(_Stage(channels, blocks, dim, modulated, window))
             self.downs.append(nn.Conv2d(channels, 2 * channels, 2, stride=2))
             channels *= 2
-        self.bottleneck = _Stage(channels, config.bottleneck_blocks, dim, config.use_modulation)
+        depth = len(config.encoder_blocks)
+        self.bottleneck = _Stage(
+            channels, config.bottleneck_blocks, dim, modulated, config.window_at(depth)
+        )
         self.prompt_encoder = QueryPromptEncoder(dim, config.prompt_queries, config.prompt_layers)
         self.degradation_block = (
             CrossAttentionBlock(channels, dim) if config.use_degradation_block else None
@@ -103,10 +128,11 @@ class RestorerModel(PretrainedModel):
             )
             self.reference_block = ReferenceBlock(channels)
         self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
-        for blocks in config.decoder_blocks:
+        for index, blocks in enumerate(config.decoder_blocks):
             self.ups.append(nn.Sequential(nn.Conv2d(channels, 2 * channels, 1), nn.PixelShuffle(2)))
             channels //= 2
-            self.decoders.append(_Stage(channels, blocks, dim, config.use_modulation))
+            window = config.window_at(depth - 1 - index)
+            self.decoders.append(_Stage(channels, blocks, dim, modulated, window))
         self.outro = nn.Conv2d(width, 3, 3, padding=1)
 
     def encode_prompt(self, conditioning: Conditioning) -> tuple[torch.Tensor, torch.Tensor]:

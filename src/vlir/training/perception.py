@@ -27,7 +27,9 @@ from torch import nn
 from vlir.data import CleanImages, DegradedSampler, load_captions
 from vlir.data.requests import low_quality_caption
 from vlir.degradations import DegradationPipeline, RestorationPrompt, paraphrase
+from vlir.errors import VlirError
 from vlir.perception import losses
+from vlir.perception.calibrate import calibrate_checkpoint
 from vlir.perception.labels import combination_text, record_labels
 from vlir.perception.model import PerceptionConfig, PerceptionModel
 from vlir.text import CachedTextEncoder, TextEncoder, load_text_encoder
@@ -60,10 +62,20 @@ class PerceptionRecipe(Recipe):
     w_alignment: float = 1.0
     w_classification: float = 1.0
     w_regression: float = 2.0
+    degradation_view: str = "native"
+    """What the degradation side learns from: "native" crops of the training size at the
+    photo's own pixels, as ``analyze`` reads a photo (tiles at its own resolution), while
+    the content side learns from the whole photo resized, as ``analyze`` reads content.
+    "whole" trains both on the resized whole photo (the first shipped weights): cheaper, but
+    resizing removes a JPEG photo's own blocks and grain, so native tiles of clean photos
+    then read as compressed."""
     heads_only: bool = False
     """Train only the predictor's presence and strength heads on frozen features: every
     embedding and token the restorers were trained on stays bit-identical, so a new
     analysis (e.g. with grey photos added) ships without retraining them."""
+    calibrate: bool = True
+    """At the end, set ``OUT/best``'s per-op decision thresholds on the held-out photos
+    (``vlir.perception.calibrate``), so the exported model is ready to analyse."""
 
 
 def degradation_texts(records: list, rng: np.random.Generator, p_paraphrase: float) -> list[str]:
@@ -148,7 +160,28 @@ def train(recipe: PerceptionRecipe) -> Path:
     sampler = DegradedSampler(
         images, pipeline, p_clean=recipe.p_clean, p_grey=recipe.p_grey, subset=train_ids
     )
-    val_sampler = DegradedSampler(images, pipeline, p_clean=recipe.p_clean, subset=holdout)
+    deg_sampler, val_sampler = (
+        sampler,
+        DegradedSampler(images, pipeline, p_clean=recipe.p_clean, subset=holdout),
+    )
+    if recipe.degradation_view == "native":
+        native = CleanImages(recipe.data, None, captions)
+        crop = tuple(config.train_size)
+        deg_sampler = DegradedSampler(
+            native,
+            pipeline,
+            p_clean=recipe.p_clean,
+            p_grey=recipe.p_grey,
+            subset=train_ids,
+            crop=crop,
+        )
+        val_sampler = DegradedSampler(
+            native, pipeline, p_clean=recipe.p_clean, subset=holdout, crop=crop
+        )
+    elif recipe.degradation_view != "whole":
+        raise VlirError(
+            f"degradation_view must be 'native' or 'whole', not {recipe.degradation_view!r}"
+        )
     model_params = [p for p in model.parameters() if p.requires_grad]
     lora_params = [p for p in text.parameters() if p.requires_grad]
     groups = [{"params": model_params, "lr": recipe.lr, "weight_decay": recipe.weight_decay}]
@@ -169,23 +202,28 @@ def train(recipe: PerceptionRecipe) -> Path:
         for index, group in enumerate(optimizer.param_groups):
             base = recipe.lr if index == 0 else recipe.lora_lr
             group["lr"] = cosine_lr(step, recipe.steps, recipe.warmup, base)
-        batch = sampler.sample(rng, recipe.batch)
+        deg_batch = deg_sampler.sample(rng, recipe.batch)  # what analysis reads for damage
         ops = config.ops
-        labels = [record_labels(r, ops) for r in batch.records]
+        labels = [record_labels(r, ops) for r in deg_batch.records]
         presence = torch.from_numpy(np.stack([p for p, _ in labels])).to(dist_info.device)
         strength = torch.from_numpy(np.stack([s for _, s in labels])).to(dist_info.device)
-        out_p = model(batch.degraded.to(dist_info.device))
+        out_p = model(deg_batch.degraded.to(dist_info.device))
         l_cls, l_reg = losses.predictor(out_p.presence_logits, out_p.strength, presence, strength)
         total = recipe.w_classification * l_cls + recipe.w_regression * l_reg
         l_deg = l_content = torch.zeros(())
+        batch = deg_batch
         if not recipe.heads_only:
-            deg_texts = degradation_texts(batch.records, rng, recipe.paraphrase_prob)
+            deg_texts = degradation_texts(deg_batch.records, rng, recipe.paraphrase_prob)
             deg_text_emb = texts(deg_texts).pooled
-            caption_emb = texts(batch.captions).pooled
             scale = model.logit_scale
             l_deg = losses.contrastive(out_p.deg_embedding, deg_text_emb, scale, deg_texts)
+            out_c = out_p
+            if deg_sampler is not sampler:  # content is read from the whole photo, resized
+                batch = sampler.sample(rng, recipe.batch)
+                out_c = model(batch.degraded.to(dist_info.device))
+            caption_emb = texts(batch.captions).pooled
             l_content = losses.contrastive(
-                out_p.content_embedding, caption_emb, scale, batch.captions
+                out_c.content_embedding, caption_emb, scale, batch.captions
             )
             total = (
                 total + recipe.w_deg_contrastive * l_deg + recipe.w_content_contrastive * l_content
@@ -231,6 +269,8 @@ def train(recipe: PerceptionRecipe) -> Path:
                 "recipe": dataclasses.asdict(recipe),
             },
         )
+    if recipe.calibrate and dist_info.main and (out / "best").is_dir():
+        calibrate_checkpoint(out / "best", recipe.data, recipe.holdout, recipe.seed)
     return out / "best"
 
 

@@ -225,10 +225,11 @@ def train(recipe: RefinerRecipe) -> Path:
     train_cache, val_cache = CachedCrops(train_path), CachedCrops(val_path)
     prior = PriorDenoiser.from_pretrained(recipe.prior).requires_grad_(False)
     prior_config = prior.config
-    perception, text_encoder = recipe.perception, recipe.text_encoder
+    perception, text_encoder, fingerprint = recipe.perception, recipe.text_encoder, None
     if recipe.restorer is not None:
         restorer_config = RestorerModel.from_pretrained(recipe.restorer).config
         perception, text_encoder = restorer_config.perception, restorer_config.text_encoder
+        fingerprint = restorer_config.perception_fingerprint
     known = {f.name for f in dataclasses.fields(RefinerConfig)}
     if set(recipe.model) - known:
         raise VlirError(f"unknown model key {sorted(set(recipe.model) - known)[0]!r}")
@@ -254,7 +255,10 @@ def train(recipe: RefinerRecipe) -> Path:
         config.text_encoder,
         torch.device("cpu"),
         align_semantic=config.align_semantic,
+        fingerprint=fingerprint,
     )
+    config = dataclasses.replace(config, perception_fingerprint=encoders.fingerprint)
+    adaptor.config = config
     text, semantic_text = encoders.text, encoders.semantic
     optimizer = torch.optim.AdamW(adaptor.parameters(), lr=recipe.lr, betas=(0.9, 0.99))
     step, best, _ = resume(out, adaptor, optimizer)

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from vlir.data import CleanImages, DegradedSampler, load_captions
 from vlir.data.requests import low_quality_caption, requests_for
 from vlir.degradations import DegradationPipeline, RestorationPrompt
-from vlir.perception import PerceptionModel
+from vlir.modeling import weights_fingerprint
+from vlir.perception import load_perception
 from vlir.restoration import RestorerConfig, RestorerModel, make_conditioning, semantic_tower
 from vlir.text import CachedTextEncoder, load_text_encoder
 from vlir.training.common import (
@@ -164,9 +165,17 @@ class Encoders:
     """Frozen perception and text towers, as the restorer sees them."""
 
     def __init__(
-        self, perception: str, text: str, device: torch.device, *, align_semantic: bool = False
+        self,
+        perception: str,
+        text: str,
+        device: torch.device,
+        *,
+        align_semantic: bool = False,
+        fingerprint: str | None = None,
     ) -> None:
-        self.perception = PerceptionModel.from_pretrained(perception).to(device).eval()
+        self.perception = load_perception(perception, fingerprint).to(device).eval()
+        self.fingerprint = weights_fingerprint(self.perception)
+        """What a model trained on these towers records (``perception_fingerprint``)."""
         tower = load_text_encoder(text).to(device).eval()
         self.text = CachedTextEncoder(tower)
         self.semantic = CachedTextEncoder(semantic_tower(self.perception, tower, align_semantic))
@@ -176,7 +185,11 @@ class Encoders:
     def of(cls, config: RestorerConfig, device: torch.device) -> Encoders:
         """The towers a restorer with ``config`` was trained with."""
         return cls(
-            config.perception, config.text_encoder, device, align_semantic=config.align_semantic
+            config.perception,
+            config.text_encoder,
+            device,
+            align_semantic=config.align_semantic,
+            fingerprint=config.perception_fingerprint,
         )
 
     @torch.no_grad()
@@ -280,6 +293,7 @@ def train(recipe: RestorerRecipe) -> Path:
         if dropped and dist_info.main:
             print(f"init {recipe.init}: left out {len(dropped)} tensors of switched-off parts")
     encoders = Encoders.of(config, dist_info.device)
+    model.config = dataclasses.replace(config, perception_fingerprint=encoders.fingerprint)
     images = CleanImages(recipe.data, None, load_captions(recipe.captions))
     train_ids, _ = split_holdout(len(images), recipe.holdout)
     pipeline = DegradationPipeline(max_ops=recipe.max_ops)
