@@ -6,6 +6,7 @@
 3. Tiled (256 px) vs untiled agreement on the 512x512 astronaut with sigma-25 noise.
 
     python benchmarks/statistics_window.py [--model restorer] [--windows none,128,256,384]
+        [--analyzer perception]
 """
 
 from __future__ import annotations
@@ -49,9 +50,12 @@ def main() -> None:
     parser.add_argument("--model", default="restorer")
     parser.add_argument("--windows", default="none,128,256,384")
     parser.add_argument("--limit", type=int, default=10)
+    parser.add_argument(
+        "--analyzer", default=None, help="perception that reads the photos (default: the model's)"
+    )
     args = parser.parse_args()
     windows = [None if w == "none" else int(w) for w in args.windows.split(",")]
-    restorer = Restorer.from_pretrained(args.model, analyzer=None)
+    restorer = Restorer.from_pretrained(args.model, analyzer=args.analyzer)
     base = restorer.model
     rng, pipeline = np.random.default_rng(0), DegradationPipeline(max_ops=3)
     held = []

@@ -86,7 +86,7 @@ class Restoration:
 def tile_overlap(config: RestorerConfig) -> int:
     """Tiles overlap by a quarter of a statistics window (where there is one): near a
     tile's edge, where its windows are cut differently from the whole photo's, its weight
-    blends away (tiled and untiled then agree to ~50 dB; measured in benchmarks/restore.py)."""
+    blends away (tiled and untiled agree to ~52 dB: benchmarks/statistics_window.py)."""
     window = config.statistics_window
     return 32 if window is None else max(32, window // 4)
 
@@ -105,9 +105,10 @@ class Restorer:
 
     The diffusion refiner loads on first use (``refine=True``): most calls never need it.
     ``model`` None: ``refiner`` is a diffusion restorer and does all the work.
-    ``perception`` gives the tokens the model was trained on; ``analyzer`` (default: the
-    same) says what is wrong and writes the automatic prompt, so a better-trained
-    perception improves every restorer's report and prompt without retraining them.
+    ``perception`` gives the tokens the model was trained on; ``analyzer`` (here by default
+    the same; ``from_pretrained``: the shipped ``perception``) says what is wrong and
+    writes the automatic prompt, so a better-trained perception improves every
+    restorer's report and prompt without retraining them.
     """
 
     def __init__(
