@@ -11,7 +11,6 @@ tasks are in-project benchmarks with a fixed seed).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import subprocess
 import sys
@@ -26,7 +25,6 @@ from vlir.evaluation import baselines_for, parse_task, psnr, run_benchmark
 from vlir.evaluation.report import write_sheet, write_tables
 from vlir.io import load_image
 from vlir.pipeline import Restorer
-from vlir.restoration import RestorerModel
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval"
 
@@ -101,10 +99,8 @@ WINDOW = 256
 
 def windowed_agreement(restorer: Restorer, noisy: np.ndarray) -> float:
     """Tiled vs untiled agreement of the same weights with windowed statistics."""
-    config = dataclasses.replace(restorer.model.config, statistics_window=WINDOW)
-    windowed = RestorerModel(config).eval()
-    windowed.load_state_dict(restorer.model.state_dict())
-    original, restorer.model = restorer.model, windowed
+    original = restorer.model
+    restorer.model = original.with_statistics_window(WINDOW)
     try:
         return psnr(restorer(noisy, tile=256).image, restorer(noisy, tile=512).image)
     finally:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +38,7 @@ TASKS = [
 
 
 def with_window(restorer: Restorer, base: RestorerModel, window: int | None) -> Restorer:
-    model = RestorerModel(dataclasses.replace(base.config, statistics_window=window)).eval()
-    model.load_state_dict(base.state_dict())
-    restorer.model = model
+    restorer.model = base.with_statistics_window(window)
     return restorer
 
 

@@ -75,6 +75,8 @@ class NAFBlock(nn.Module):
         self.norm1 = LayerNorm2d(channels, window)
         self.conv1 = nn.Conv2d(channels, hidden, 1)
         self.dwconv = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+        # The pooling is ``local_mean`` in forward; index 0 stays so checkpoints keep their
+        # ``channel_attention.1.*`` keys.
         self.channel_attention = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Conv2d(hidden // 2, hidden // 2, 1)
         )

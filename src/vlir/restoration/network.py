@@ -15,7 +15,7 @@ also attends to. The network predicts a residual added to the input.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -134,6 +134,12 @@ class RestorerModel(PretrainedModel):
             window = config.window_at(depth - 1 - index)
             self.decoders.append(_Stage(channels, blocks, dim, modulated, window))
         self.outro = nn.Conv2d(width, 3, 3, padding=1)
+
+    def with_statistics_window(self, window: int | None) -> RestorerModel:
+        """The same weights with another ``statistics_window`` (it adds no parameters)."""
+        copy = RestorerModel(replace(self.config, statistics_window=window))
+        copy.load_state_dict(self.state_dict())
+        return copy.train(self.training)
 
     def encode_prompt(self, conditioning: Conditioning) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompt tokens [B, Q, D] and vector [B, D] from the prompt and degradation tokens."""

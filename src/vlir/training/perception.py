@@ -29,7 +29,7 @@ from vlir.data.requests import low_quality_caption
 from vlir.degradations import DegradationPipeline, RestorationPrompt, paraphrase
 from vlir.errors import VlirError
 from vlir.perception import losses
-from vlir.perception.calibrate import calibrate_checkpoint
+from vlir.perception.calibrate import calibrate_checkpoint, f1
 from vlir.perception.labels import combination_text, record_labels
 from vlir.perception.model import PerceptionConfig, PerceptionModel
 from vlir.text import CachedTextEncoder, TextEncoder, load_text_encoder
@@ -111,14 +111,10 @@ def validate(
             diff = (out.strength[:, noise].numpy() - strength[:, noise])[mask] * 75.0
             sigma_errors.extend(np.abs(diff).tolist())
     t, p = np.concatenate(true), np.concatenate(pred)
-    f1 = []
-    for i in range(len(ops)):
-        tp = float((t[:, i] * p[:, i]).sum())
-        denominator = float(t[:, i].sum() + p[:, i].sum())
-        f1.append(2 * tp / denominator if denominator else 1.0)
+    per_op = np.nan_to_num(f1(t, p.astype(t.dtype)), nan=1.0)  # an op never seen nor said: 1
     model.train()
     return {
-        "val/f1_macro": float(np.mean(f1)),
+        "val/f1_macro": float(np.mean(per_op)),
         "val/noise_sigma_mae": float(np.mean(sigma_errors)) if sigma_errors else 0.0,
     }
 
