@@ -3,6 +3,8 @@
 On CBSD68 (in-project synthetic degradations, fixed seed): every image with
 every single op, and 4 random 2-op mixtures per image.
 - per-op detection F1 (single ops; mixtures), noise sigma MAE, JPEG quality MAE;
+- recall of each single op by thirds of its strength parameter's range (strengths
+  are drawn over the whole range, whose weak end is barely visible: sigma-2 noise);
 - degradation text -> image retrieval: top-1 accuracy of the image's true op
   combination wording among all single-op and valid 2-op wordings;
 - content retrieval: rank of the image's own caption among the 68 captions
@@ -57,6 +59,7 @@ def main() -> None:
     rows: dict[str, list] = {"single": [], "mixture": []}
     content_ranks, seconds = [], []
     noise_err, jpeg_err, retrieval_hits = [], [], []
+    by_strength: dict[str, list[tuple[float, bool]]] = {name: [] for name in names}
     for index, path in enumerate(paths):
         clean = load_image(path).rgb
         cases = [("single", (n,)) for n in names]
@@ -73,6 +76,10 @@ def main() -> None:
             found = np.array([float(present[n]) for n in ops])
             rows[kind].append((truth, found))
             strength = {f.op: f.strength for f in result.findings}
+            if kind == "single":
+                (step,) = record.steps
+                value = getattr(step.params, OPS[step.op].strength)
+                by_strength[step.op].append((float(value), present[step.op]))
             for step in record.steps:
                 if step.op == "noise" and kind == "single":
                     noise_err.append(abs(strength["noise"] - step.params.sigma))
@@ -96,6 +103,27 @@ def main() -> None:
     for i, name in enumerate(ops):
         lines.append(f"| {name} | {singles[i]:.3f} | {mixed[i]:.3f} |")
     lines.append(f"| **mean** | **{np.nanmean(singles):.3f}** | **{np.nanmean(mixed):.3f}** |")
+    lines += [
+        "",
+        "Recall of single ops by thirds of the strength parameter's range:",
+        "",
+        "| op | parameter | first third | middle | last third |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for name, found in by_strength.items():
+        spec = OPS[name].range_of(OPS[name].strength)
+        edges = np.linspace(spec.low, spec.high, 4)
+        values, hits = np.array([v for v, _ in found]), np.array([h for _, h in found])
+        third = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, 2)
+        cells = [
+            f"{hits[third == t].mean():.2f} (n={int((third == t).sum())})"
+            if (third == t).any()
+            else "-"
+            for t in range(3)
+        ]
+        lines.append(
+            f"| {name} | {spec.name} {spec.low:g} to {spec.high:g} | {' | '.join(cells)} |"
+        )
     ranks = np.array(content_ranks)
     lines += [
         "",

@@ -97,6 +97,16 @@ def test_analyze_reads_tiles_and_writes_a_prompt() -> None:
     assert result.perception.deg_embedding.shape == (1, 384)
 
 
+@pytest.mark.parametrize("signal", [False, True])
+def test_analyze_reads_thumbnails_and_single_pixels(signal: bool) -> None:
+    """The tower needs 32 pixels a side (four halvings, then a spread): smaller photos are
+    mirrored up to it rather than failing on an undefined statistic."""
+    model = PerceptionModel(dataclasses.replace(TINY, signal_statistics=signal)).eval()
+    for height, width in ((1, 1), (5, 7), (16, 16), (31, 40)):
+        result = analyze(model, torch.rand(1, 3, height, width))
+        assert all(np.isfinite([f.probability, f.strength]).all() for f in result.findings)
+
+
 def test_clip_image_tower(tmp_path: Path) -> None:
     folder = make_tiny_clip(tmp_path / "clip")
     config = PerceptionConfig(image_tower=str(folder), hidden=32, deg_tokens=2)
@@ -134,10 +144,19 @@ def test_training_runs_resumes_and_exports(tmp_path: Path, tiny_training_data) -
         load_recipe(
             PerceptionRecipe,
             recipe_file,
-            {"out": str(fresh), "steps": 1, "init": str(out / "last")},
+            # signal statistics added to a model trained without them, native crops degraded
+            # with context
+            {
+                "out": str(fresh),
+                "steps": 1,
+                "init": str(out / "last"),
+                "model.signal_statistics": True,
+                "crop_context": 4,
+            },
         )
     )
-    assert PerceptionModel.from_pretrained(fresh / "last").text_lora_state()
+    continued = PerceptionModel.from_pretrained(fresh / "last")
+    assert continued.text_lora_state() and continued.config.signal_statistics
 
 
 def test_heads_only_training_leaves_every_embedding_untouched(
@@ -151,9 +170,11 @@ def test_heads_only_training_leaves_every_embedding_untouched(
     data, captions = tiny_training_data
     recipe_file = _recipe(tmp_path, data, captions, steps=2)
     first = tmp_path / "first"
-    train(load_recipe(PerceptionRecipe, recipe_file, {"out": str(first)}))
+    signal = {"model.signal_statistics": True}  # its running normalisation must not drift
+    train(load_recipe(PerceptionRecipe, recipe_file, {"out": str(first), **signal}))
     heads = tmp_path / "heads"
     settings = {"out": str(heads), "init": str(first / "last"), "heads_only": True, "lr": 0.01}
+    settings.update(signal)
     train(load_recipe(PerceptionRecipe, recipe_file, settings))
     before = PerceptionModel.from_pretrained(first / "last").state_dict()
     after = PerceptionModel.from_pretrained(heads / "last").state_dict()
@@ -250,6 +271,12 @@ def test_recipe_settings_from_the_command_line() -> None:
         parse_settings(["batch"])
     with pytest.raises(VlirError, match="unknown recipe key 'bacth'"):
         load_recipe(PerceptionRecipe, None, parse_settings(["bacth=8"]))
+    nested = load_recipe(
+        PerceptionRecipe, None, parse_settings(["model.hidden=64", "model.widths=[8, 8]"])
+    )
+    assert nested.model == {"hidden": 64, "widths": [8, 8]}
+    with pytest.raises(VlirError, match="not a mapping"):
+        load_recipe(PerceptionRecipe, None, parse_settings(["out.x=1"]))
 
 
 def test_calibrated_thresholds_decide_what_is_found() -> None:
@@ -277,6 +304,12 @@ def test_best_thresholds_maximise_each_ops_f1() -> None:
     assert thresholds == pytest.approx((0.35, 0.73))
     found = probability >= np.array(thresholds)
     assert np.all(f1(truth, found) == 1.0) and np.all(f1(truth, probability >= 0.5) < 1.0)
+    # a false finding between true ones: F1 takes all three true ones (and the false one),
+    # F0.5 only the sure two
+    truth = np.array([[1], [1], [0], [1], [0]], float)
+    probability = np.array([[0.95], [0.9], [0.6], [0.3], [0.1]])
+    assert best_thresholds(truth, probability) == pytest.approx((0.3,))
+    assert best_thresholds(truth, probability, beta=0.5) == pytest.approx((0.61,))
 
 
 def test_calibration_writes_thresholds_that_load(tmp_path: Path, tiny_training_data) -> None:

@@ -439,3 +439,26 @@ def test_statistics_window_makes_tiles_agree_with_the_whole() -> None:
     assert agreement[32] > 45 and agreement[32] > agreement[None] + 3, agreement
     with pytest.raises(VlirError, match="statistics_window"):
         RestorerModel(dataclasses.replace(TINY, statistics_window=4))
+
+
+def test_crop_context_degrades_a_larger_region_and_keeps_the_crop(
+    tiny_training_data: tuple[Path, Path],
+) -> None:
+    from vlir.data import CleanImages, DegradedSampler
+    from vlir.degradations import DegradationPipeline
+
+    images = CleanImages(tiny_training_data[0], None, None)
+    pipeline = DegradationPipeline(ops=["downsample"], max_ops=1)
+    for context in (0, 15):
+        sampler = DegradedSampler(
+            images, pipeline, p_clean=0.0, crop=(48, 72), crop_context=context
+        )
+        batch = sampler.sample(np.random.default_rng(0), 6)
+        assert batch.degraded.shape == batch.clean.shape == (6, 3, 48, 72)
+        # the clean crop degraded on its own: the same as the sample only without context
+        alone = [
+            torch.from_numpy(r.apply(c.permute(1, 2, 0).numpy())).permute(2, 0, 1)
+            for r, c in zip(batch.records, batch.clean, strict=True)
+        ]
+        same = [torch.allclose(a, d, atol=1e-6) for a, d in zip(alone, batch.degraded, strict=True)]
+        assert all(same) if context == 0 else not all(same)

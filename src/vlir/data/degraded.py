@@ -42,12 +42,18 @@ class DegradedSampler:
         p_grey: float = 0.0,
         subset: Sequence[int] | None = None,
         crop: tuple[int, int] | None = None,
+        crop_context: int = 0,
     ) -> None:
         self.p_grey = p_grey
         """Share of photos turned grey before degrading: users bring black-and-white
         photos, and a model that never saw one reads their missing colour as haze."""
         self.crop = crop
         """Random (H, W) crops of each image before degrading; None uses it whole."""
+        self.crop_context = crop_context
+        """Degrade a region up to this many pixels taller and wider than the crop and keep
+        its top-left (H, W): photos are rarely a multiple of the down-sampling factor, so
+        an upsampled photo's interpolation phase drifts slightly across it, which a crop
+        of an exact multiple never shows. The JPEG grid still starts at the crop's corner."""
         self.images = images
         self.pipeline = pipeline
         self.p_clean = p_clean
@@ -58,8 +64,12 @@ class DegradedSampler:
         for _ in range(batch):
             index = self.subset[int(rng.integers(len(self.subset)))]
             image = self.images.image(index)
+            keep = None
             if self.crop is not None:
-                height, width = self.crop
+                keep = self.crop
+                extra = rng.integers(self.crop_context + 1, size=2) if self.crop_context else (0, 0)
+                height = min(image.shape[0], keep[0] + int(extra[0]))
+                width = min(image.shape[1], keep[1] + int(extra[1]))
                 y = int(rng.integers(0, image.shape[0] - height + 1))
                 x = int(rng.integers(0, image.shape[1] - width + 1))
                 image = image[y : y + height, x : x + width]
@@ -73,8 +83,11 @@ class DegradedSampler:
             record = (
                 DegradationRecord() if rng.random() < self.p_clean else self.pipeline.sample(rng)
             )
-            degraded.append(record.apply(image))
-            clean.append(image)
+            degraded_image = record.apply(image)
+            if keep is not None:
+                image, degraded_image = (a[: keep[0], : keep[1]] for a in (image, degraded_image))
+            degraded.append(np.ascontiguousarray(degraded_image))
+            clean.append(np.ascontiguousarray(image))
             records.append(record)
             captions.append(self.images.captions[index])
             indices.append(index)

@@ -18,6 +18,8 @@ from vlir.perception.labels import prompt_from_prediction, strength_value
 from vlir.perception.model import Perception, PerceptionModel
 
 JPEG_GRID = 16
+MIN_SIDE = 32
+"""The tower halves a map four times and takes its spread: 32 pixels leave it 2x2."""
 
 
 @dataclass
@@ -53,6 +55,16 @@ class Analysis:
         }
 
 
+def _mirror_to(image: torch.Tensor, side: int) -> torch.Tensor:
+    """A smaller image mirrored onto itself until each side is at least ``side``: a
+    thumbnail or icon still gets read, with no seam the tower could take for an edge."""
+    while image.shape[-2] < side:
+        image = torch.cat([image, image.flip(-2)], dim=-2)
+    while image.shape[-1] < side:
+        image = torch.cat([image, image.flip(-1)], dim=-1)
+    return image
+
+
 def _tiles(image: torch.Tensor, size: tuple[int, int], limit: int) -> torch.Tensor:
     """Up to ``limit`` non-overlapping tiles [N, 3, h, w] spread over the image."""
     _, _, height, width = image.shape
@@ -79,7 +91,7 @@ def analyze(
     ``calibrated``: decide with the model's per-op thresholds (else 0.5 for all, as the
     calibration itself needs)."""
     config = model.config
-    tiles = _tiles(image, config.train_size, max_tiles)
+    tiles = _tiles(_mirror_to(image, MIN_SIDE), config.train_size, max_tiles)
     local = model(tiles)
     probability = torch.sigmoid(local.presence_logits).mean(0).cpu().numpy()
     strength = local.strength.mean(0).cpu().numpy()

@@ -6,8 +6,11 @@ mix of look-alikes (light blur and a soft photo, mild JPEG and a photo that was
 a JPEG already): one fixed 0.5 is right for none of them. Each op's threshold is
 set where its F1 is best on BSD400 photos held out of training (never on an
 evaluation set), with every single op and random 2-op mixtures per photo.
+``--beta`` below 1 favours precision (a restorer that dehazes a clean photo does
+more harm than one leaving faint haze), at the price of recall: see the weights
+README for what F0.5 did to the shipped perception.
 
-    python -m vlir.perception.calibrate runs/perception/best [--write]
+    python -m vlir.perception.calibrate runs/perception/best [--beta 1] [--write]
 """
 
 from __future__ import annotations
@@ -72,16 +75,20 @@ def collect(
     return np.array(truth), np.array(probability)
 
 
-def best_thresholds(truth: np.ndarray, probability: np.ndarray) -> tuple[float, ...]:
-    """Per column, the grid threshold with the best F1 (ties: the one nearest 0.5)."""
+def best_thresholds(
+    truth: np.ndarray, probability: np.ndarray, beta: float = 1.0
+) -> tuple[float, ...]:
+    """Per column, the grid threshold with the best F-beta (ties: the one nearest 0.5);
+    ``beta`` < 1 weighs precision more."""
     chosen = []
     for column in range(truth.shape[1]):
         t, p = truth[:, column], probability[:, column]
         scores = []
         for threshold in GRID:
             found = p >= threshold
-            denominator = t.sum() + found.sum()
-            scores.append(2 * (t * found).sum() / denominator if denominator else 0.0)
+            hits = (t * found).sum()
+            denominator = beta**2 * t.sum() + found.sum()
+            scores.append((1 + beta**2) * hits / denominator if denominator else 0.0)
         scores = np.array(scores)
         best = np.flatnonzero(scores >= scores.max() - 1e-9)
         chosen.append(float(GRID[best[np.argmin(np.abs(GRID[best] - 0.5))]]))
@@ -110,6 +117,7 @@ def calibrate_checkpoint(
     seed: int = 0,
     *,
     rounds: int = 2,
+    beta: float = 1.0,
     write: bool = True,
 ) -> tuple[tuple[float, ...], np.ndarray, np.ndarray]:
     """(thresholds, held-out F1 at 0.5, held-out F1 at them); ``write`` stores them in the
@@ -118,7 +126,7 @@ def calibrate_checkpoint(
     with torch.no_grad():
         # each photo twice, at other random strengths: a steadier F1 per threshold
         truth, probability = collect(model, holdout_paths(data, holdout) * rounds, seed)
-    thresholds = best_thresholds(truth, probability)
+    thresholds = best_thresholds(truth, probability, beta)
     before = f1(truth, probability >= 0.5)
     after = f1(truth, probability >= np.array(thresholds))
     if write:
@@ -135,10 +143,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default="../shared/data/train/BSD400")
     parser.add_argument("--holdout", type=int, default=16, help="as the training recipe's")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--beta", type=float, default=1.0, help="F-beta to maximise (< 1 favours precision)"
+    )
     parser.add_argument("--write", action="store_true", help="store them in its config.json")
     args = parser.parse_args(argv)
     thresholds, before, after = calibrate_checkpoint(
-        args.model, args.data, args.holdout, args.seed, write=args.write
+        args.model, args.data, args.holdout, args.seed, beta=args.beta, write=args.write
     )
     ops = PerceptionModel.from_pretrained(args.model).config.ops
     for name, threshold, old, new in zip(ops, thresholds, before, after, strict=True):

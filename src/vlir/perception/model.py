@@ -23,6 +23,7 @@ from torch import nn
 from vlir.degradations import OP_NAMES
 from vlir.errors import VlirError
 from vlir.modeling import PretrainedModel, weights_fingerprint
+from vlir.perception import signal_statistics
 from vlir.perception.image_tower import ImageTower
 from vlir.text import TextEncoder, load_text_encoder
 
@@ -42,6 +43,11 @@ class PerceptionConfig:
     lora_alpha: int = 16
     train_size: tuple[int, int] = (96, 144)
     """Height, width of the training view; analysis tiles use the same size."""
+    signal_statistics: bool = False
+    """Also read the classical statistics of ``vlir.perception.signal_statistics`` (noise
+    level per brightness, JPEG blockiness, interpolation periodicity, colour ratios):
+    evidence that separates look-alikes the pooled CNN features confuse (Gaussian vs shot
+    noise, mild blur vs upsampling, a colour cast vs a colourful scene)."""
     thresholds: tuple[float, ...] | None = None
     """Per-op probability above which an op counts as found, calibrated on held-out
     training photos (``vlir.perception.calibrate``); None: 0.5 for every op."""
@@ -99,6 +105,14 @@ class PerceptionModel(PretrainedModel):
             nn.Linear(hidden, hidden),
             nn.GELU(),
         )
+        if config.signal_statistics:
+            # Standardised by running batch statistics (features mix logs, ratios, shares),
+            # and added to the trunk's first layer from zero, so a model initialised from
+            # one without them starts out saying exactly what it said before.
+            self.signal_norm = nn.BatchNorm1d(signal_statistics.DIM)
+            self.signal_in = nn.Linear(signal_statistics.DIM, hidden)
+            nn.init.zeros_(self.signal_in.weight)
+            nn.init.zeros_(self.signal_in.bias)
         # The degradation predictor: its own view of the features per side.
         self.deg_tokens = nn.Linear(hidden, config.deg_tokens * dim)
         self.deg_project = nn.Linear(dim, dim)
@@ -124,7 +138,13 @@ class PerceptionModel(PretrainedModel):
     def forward(self, image: torch.Tensor) -> Perception:
         """``image`` [B, 3, H, W] in [0, 1] (any size: the tower pools globally)."""
         stats, feature_map = self.tower(image)  # [B, S], [B, C, h, w]
-        hidden = self.trunk(stats)  # [B, hidden]
+        if self.config.signal_statistics:
+            first = self.trunk[1](self.trunk[0](stats))  # [B, hidden] before its GELU
+            signal = signal_statistics.signal_statistics(image)  # [B, F]
+            first = first + self.signal_in(self.signal_norm(signal))
+            hidden = self.trunk[2:](first)  # [B, hidden]
+        else:
+            hidden = self.trunk(stats)  # [B, hidden]
         batch, dim = image.shape[0], self.config.embed_dim
         deg_tokens = self.deg_tokens(hidden).view(batch, self.config.deg_tokens, dim)
         deg_embedding = F.normalize(self.deg_project(deg_tokens.mean(1)), dim=-1)

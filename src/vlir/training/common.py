@@ -73,7 +73,18 @@ def load_recipe(cls: type[C], path: str | Path | None, overrides: Mapping[str, A
         if not isinstance(loaded, dict):
             raise VlirError(f"{file}: a recipe is a YAML mapping")
         values.update(loaded)
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, dot, name = key.partition(".")
+        if dot:  # "model.widths=[...]" sets one key of a nested mapping
+            mappings = {f.name for f in dataclasses.fields(cls) if f.default_factory is dict}
+            nested = values.get(section, {})
+            if section not in mappings or not isinstance(nested, dict):
+                raise VlirError(f"--set {key}: {section!r} is not a mapping of the recipe")
+            values[section] = {**nested, name: value}
+        else:
+            values[key] = value
     return recipe_from_values(cls, values)
 
 

@@ -73,6 +73,9 @@ class PerceptionRecipe(Recipe):
     """Train only the predictor's presence and strength heads on frozen features: every
     embedding and token the restorers were trained on stays bit-identical, so a new
     analysis (e.g. with grey photos added) ships without retraining them."""
+    crop_context: int = 0
+    """Native crops are degraded within a region up to this many pixels larger (see
+    ``DegradedSampler.crop_context``), so upsampling is not always by an exact factor."""
     calibrate: bool = True
     """At the end, set ``OUT/best``'s per-op decision thresholds on the held-out photos
     (``vlir.perception.calibrate``), so the exported model is ready to analyse."""
@@ -93,6 +96,7 @@ def validate(
     model: PerceptionModel, sampler: DegradedSampler, seed: int, batches: int = 8
 ) -> dict[str, float]:
     """Per-op F1 (macro) and noise-sigma MAE on held-out BSD400 images, fixed seed."""
+    training = model.training
     model.eval()
     rng = np.random.default_rng(seed)
     ops = model.config.ops
@@ -112,7 +116,7 @@ def validate(
             sigma_errors.extend(np.abs(diff).tolist())
     t, p = np.concatenate(true), np.concatenate(pred)
     per_op = np.nan_to_num(f1(t, p.astype(t.dtype)), nan=1.0)  # an op never seen nor said: 1
-    model.train()
+    model.train(training)
     return {
         "val/f1_macro": float(np.mean(per_op)),
         "val/noise_sigma_mae": float(np.mean(sigma_errors)) if sigma_errors else 0.0,
@@ -128,6 +132,24 @@ class _Trainable(nn.Module):
         self.text = text
 
 
+def init_from(model: PerceptionModel, start: PerceptionModel) -> None:
+    """Start ``model`` from ``start``'s weights; parts ``start`` lacks (signal statistics
+    added to a model trained without them) keep their neutral initialisation."""
+    optional = ("signal_norm.", "signal_in.")
+    try:
+        result = model.load_state_dict(start.state_dict(), strict=False)
+    except RuntimeError as error:  # a tensor of another shape
+        raise VlirError(
+            f"init: that checkpoint does not fit this recipe's model ({error})"
+        ) from None
+    missing = [k for k in result.missing_keys if not k.startswith(optional)]
+    if missing or result.unexpected_keys:
+        raise VlirError(
+            "init: that checkpoint does not fit this recipe's model "
+            f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})"
+        )
+
+
 def train(recipe: PerceptionRecipe) -> Path:
     dist_info = setup_distributed()
     torch.manual_seed(recipe.seed + dist_info.rank)
@@ -141,7 +163,7 @@ def train(recipe: PerceptionRecipe) -> Path:
     text.add_lora(config.lora_rank, config.lora_alpha)
     if recipe.init and not (out / "checkpoint.pt").exists():
         start = PerceptionModel.from_pretrained(recipe.init)
-        model.load_state_dict(start.state_dict())
+        init_from(model, start)
         text.backbone.load_state_dict(start.text_lora_state(), strict=False)
     if recipe.heads_only:
         model.requires_grad_(False)
@@ -170,6 +192,7 @@ def train(recipe: PerceptionRecipe) -> Path:
             p_grey=recipe.p_grey,
             subset=train_ids,
             crop=crop,
+            crop_context=recipe.crop_context,
         )
         val_sampler = DegradedSampler(
             native, pipeline, p_clean=recipe.p_clean, subset=holdout, crop=crop
@@ -193,7 +216,9 @@ def train(recipe: PerceptionRecipe) -> Path:
     rng = np.random.default_rng([recipe.seed, dist_info.rank, step])
     milestones = Milestones.for_recipe(recipe, main=dist_info.main, best=best, logger=logger)
     l_align = torch.zeros(())  # logged as its latest value: it is computed every few steps
-    model.train()
+    # heads only: the frozen rest stays in eval mode, so the signal statistics' running
+    # normalisation cannot drift and move the tokens the restorers read
+    model.train(not recipe.heads_only)
     while step < recipe.steps:
         for index, group in enumerate(optimizer.param_groups):
             base = recipe.lr if index == 0 else recipe.lora_lr
