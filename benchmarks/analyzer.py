@@ -25,18 +25,25 @@ from vlir.pipeline import Restorer
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def held_out_photos(rounds: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(clean, degraded) for the 16 BSD400 photos held out of training, ``rounds`` times
+    over, each time with a fresh random 1-3 op record (one seed-0 stream)."""
+    rng, pipeline = np.random.default_rng(0), DegradationPipeline(max_ops=3)
+    held = []
+    for _ in range(rounds):
+        for path in holdout_paths(DATA / "train" / "BSD400", 16):
+            clean = load_image(path).rgb
+            held.append((clean, np.clip(pipeline.sample(rng).apply(clean), 0, 1)))
+    return held
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("analyzers", nargs="+", help="perception checkpoints (names or folders)")
     parser.add_argument("--model", default="restorer")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    rng, pipeline = np.random.default_rng(0), DegradationPipeline(max_ops=3)
-    held = []
-    for _ in range(args.rounds):
-        for path in holdout_paths(DATA / "train" / "BSD400", 16):
-            clean = load_image(path).rgb
-            held.append((clean, np.clip(pipeline.sample(rng).apply(clean), 0, 1)))
+    held = held_out_photos(args.rounds)
     print(
         f"held-out BSD400, {len(held)} photos: input {np.mean([psnr(d, c) for c, d in held]):.2f}"
     )

@@ -12,19 +12,21 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from skimage import data
 
-from vlir.degradations import DegradationPipeline, parse_ops
+from vlir.degradations import parse_ops
 from vlir.evaluation import parse_task, psnr
 from vlir.evaluation.tasks import dataset_images
-from vlir.io import load_image
-from vlir.perception.calibrate import holdout_paths
 from vlir.pipeline import Restorer
 from vlir.restoration import RestorerModel
+
+sys.path.insert(0, str(Path(__file__).parent))
+from analyzer import held_out_photos
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TASKS = [
@@ -54,11 +56,7 @@ def main() -> None:
     windows = [None if w == "none" else int(w) for w in args.windows.split(",")]
     restorer = Restorer.from_pretrained(args.model, analyzer=args.analyzer)
     base = restorer.model
-    rng, pipeline = np.random.default_rng(0), DegradationPipeline(max_ops=3)
-    held = []
-    for path in holdout_paths(DATA / "train" / "BSD400", 16):
-        clean = load_image(path).rgb
-        held.append((clean, np.clip(pipeline.sample(rng).apply(clean), 0, 1)))
+    held = held_out_photos()
     print("held-out BSD400: input", f"{np.mean([psnr(d, c) for c, d in held]):.2f}")
     photo = data.astronaut().astype(np.float32) / 255
     noisy = parse_ops("noise sigma=25", np.random.default_rng(0)).apply(photo)

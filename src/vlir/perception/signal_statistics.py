@@ -130,28 +130,25 @@ def _noise_level_function(luma: torch.Tensor) -> list[torch.Tensor]:
     return [*levels, *shares, _log(overall)]
 
 
-def _blockiness(luma: torch.Tensor) -> list[torch.Tensor]:
+def _blockiness(step_x: torch.Tensor, step_y: torch.Tensor) -> list[torch.Tensor]:
     """Step size at the 8-pixel grid boundary and at the strongest phase, each against the
     mean step; columns then rows."""
     features = []
-    for steps, dim in (
-        ((luma[..., :, 1:] - luma[..., :, :-1]).abs()[:, 0], 2),
-        ((luma[..., 1:, :] - luma[..., :-1, :]).abs()[:, 0], 1),
-    ):
+    for steps, dim in ((step_x, 2), (step_y, 1)):
         profile = _phase_profile(steps, 8, dim)  # [B, 8]; index 7 spans pixels 7|8
         mean = profile.mean(1)
         features += [_log_ratio(profile[:, 7], mean), _log_ratio(profile.max(1).values, mean)]
     return features
 
 
-def _periodicity(luma: torch.Tensor) -> list[torch.Tensor]:
+def _periodicity(
+    luma: torch.Tensor, step_x: torch.Tensor, step_y: torch.Tensor
+) -> list[torch.Tensor]:
     """Interpolation leaves steps and curvature that repeat with the upsampling factor."""
-    first_x = (luma[..., :, 1:] - luma[..., :, :-1]).abs()[:, 0]
-    first_y = (luma[..., 1:, :] - luma[..., :-1, :]).abs()[:, 0]
-    second_x = (luma[..., :, 2:] - 2 * luma[..., :, 1:-1] + luma[..., :, :-2]).abs()[:, 0]
-    second_y = (luma[..., 2:, :] - 2 * luma[..., 1:-1, :] + luma[..., :-2, :]).abs()[:, 0]
+    curve_x = (luma[..., :, 2:] - 2 * luma[..., :, 1:-1] + luma[..., :, :-2]).abs()[:, 0]
+    curve_y = (luma[..., 2:, :] - 2 * luma[..., 1:-1, :] + luma[..., :-2, :]).abs()[:, 0]
     features = []
-    for along_x, along_y in ((first_x, first_y), (second_x, second_y)):
+    for along_x, along_y in ((step_x, step_y), (curve_x, curve_y)):
         for period in (2, 3, 4):
             for steps, dim in ((along_x, 2), (along_y, 1)):
                 profile = _phase_profile(steps, period, dim)
@@ -215,10 +212,12 @@ def signal_statistics(image: torch.Tensor) -> torch.Tensor:
     """``image`` [B, 3, H, W] in [0, 1], H and W at least 16 -> [B, DIM] (``FEATURE_NAMES``)."""
     image = image.float().clamp(0.0, 1.0)
     luma = (image * torch.tensor(LUMA).to(image)[None, :, None, None]).sum(1, keepdim=True)
+    step_x = (luma[..., :, 1:] - luma[..., :, :-1]).abs()[:, 0]  # [B, H, W-1]
+    step_y = (luma[..., 1:, :] - luma[..., :-1, :]).abs()[:, 0]  # [B, H-1, W]
     features = [
         *_noise_level_function(luma),
-        *_blockiness(luma),
-        *_periodicity(luma),
+        *_blockiness(step_x, step_y),
+        *_periodicity(luma, step_x, step_y),
         *_sharpness(luma),
         *_colour(image, luma),
         *_light(image, luma),
