@@ -462,3 +462,24 @@ def test_crop_context_degrades_a_larger_region_and_keeps_the_crop(
         ]
         same = [torch.allclose(a, d, atol=1e-6) for a, d in zip(alone, batch.degraded, strict=True)]
         assert all(same) if context == 0 else not all(same)
+
+
+def test_8bit_share_stores_degraded_crops_as_a_file_would(
+    tiny_training_data: tuple[Path, Path],
+) -> None:
+    from vlir.data import CleanImages, DegradedSampler
+    from vlir.degradations import DegradationPipeline
+
+    images = CleanImages(tiny_training_data[0], None, None)
+    pipeline = DegradationPipeline(ops=["noise"], max_ops=1)
+
+    def batch(p_8bit: float) -> torch.Tensor:
+        sampler = DegradedSampler(images, pipeline, p_clean=0.0, crop=(32, 32), p_8bit=p_8bit)
+        return sampler.sample(np.random.default_rng(0), 4).degraded
+
+    as_float, as_file = batch(0.0), batch(1.0)
+    assert as_float.min() < 0 or as_float.max() > 1  # AWGN is unclipped by protocol
+    assert as_file.min() >= 0 and as_file.max() <= 1
+    assert torch.allclose(as_file * 255, (as_file * 255).round(), atol=1e-4)
+    # the first crop is drawn alike (the share's own draw comes after it)
+    assert torch.allclose(as_file[0], as_float[0].clamp(0, 1), atol=0.5 / 255 + 1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -23,11 +24,14 @@ def photo() -> np.ndarray:
     return (data.astronaut()[96:384, 96:384] / 255.0).astype(np.float32)
 
 
+def _degrade(image: np.ndarray, spec: str, **params: float) -> np.ndarray:
+    op = get_op(spec)
+    return DegradationRecord((Step(spec, op.make(params, np.random.default_rng(0))),)).apply(image)
+
+
 def _statistics(image: np.ndarray, spec: str | None = None, **params: float) -> dict[str, float]:
     if spec is not None:
-        op = get_op(spec)
-        record = DegradationRecord((Step(spec, op.make(params, np.random.default_rng(0))),))
-        image = record.apply(image)
+        image = _degrade(image, spec, **params)
     values = signal_statistics(torch.from_numpy(image).permute(2, 0, 1)[None])[0]
     return dict(zip(FEATURE_NAMES, values.tolist(), strict=True))
 
@@ -57,6 +61,30 @@ def test_shot_noise_grows_with_brightness_gaussian_does_not(photo: np.ndarray) -
     gaussian = slope(_statistics(photo, "noise", sigma=30))
     shot = slope(_statistics(photo, "shot_noise", peak=20))
     assert shot > gaussian + 0.3
+
+
+def test_noise_slope_tells_photon_noise_from_gaussian(photo: np.ndarray) -> None:
+    # photon noise: sigma ~ sqrt(brightness), slope 1/2 on log-log (texture adds some);
+    # AWGN: flat
+    shot = _statistics(photo, "shot_noise", peak=30)
+    gaussian = _statistics(photo, "noise", sigma=40)
+    assert 0.35 < shot["noise_slope"] < 0.8
+    assert abs(gaussian["noise_slope"]) < 0.1
+    # the same AWGN clipped as a file holds it shrinks near black and white
+    clipped = _statistics(np.clip(_degrade(photo, "noise", sigma=40), 0, 1))
+    assert clipped["noise_slope"] == pytest.approx(clipped["noise_slope_clipped"])
+    assert gaussian["noise_slope_clipped"] != pytest.approx(gaussian["noise_slope"])
+
+
+def test_edge_steepness_falls_with_blur_width(photo: np.ndarray) -> None:
+    clean = _statistics(photo)
+    widths = [_statistics(photo, "blur", sigma=s)["edge_steepness_7"] for s in (0.6, 1.2, 2.4)]
+    assert clean["edge_steepness_7"] > widths[0] > widths[1] > widths[2]
+    assert clean["edge_steepness_7"] - widths[1] > 0.4
+    # horizontal motion spreads steps along x only
+    motion = _statistics(photo, "motion_blur", length=11, angle=0)
+    assert motion["edge_steepness_7_x"] < motion["edge_steepness_7_y"] - 0.4
+    assert motion["edge_steepness_7_y"] > clean["edge_steepness_7_y"] - 0.3
 
 
 def test_jpeg_grid_and_upsampling_periodicity(photo: np.ndarray) -> None:
@@ -111,3 +139,38 @@ def test_signal_branch_starts_neutral_and_round_trips(tmp_path) -> None:
     wider = PerceptionModel(dataclasses.replace(TINY, hidden=64))
     with pytest.raises(VlirError):
         init_from(plain, wider)
+
+
+def test_appended_statistics_grow_a_model_without_changing_it(tmp_path) -> None:
+    from vlir.errors import VlirError
+    from vlir.perception.signal_statistics import FIRST_DIM
+    from vlir.training.perception import init_from
+
+    torch.manual_seed(0)
+    older = PerceptionModel(
+        dataclasses.replace(TINY, signal_statistics=True, signal_features=FIRST_DIM)
+    )
+    torch.nn.init.normal_(older.signal_in.weight)  # as if trained
+    images = torch.rand(4, 3, 48, 64)
+    older(images)  # training mode: BatchNorm running statistics move off identity
+    older.eval()
+    grown = PerceptionModel(dataclasses.replace(TINY, signal_statistics=True))
+    assert grown.signal_in.weight.shape[1] == DIM > FIRST_DIM
+    init_from(grown, older)
+    grown.eval()
+    with torch.no_grad():
+        assert torch.allclose(
+            grown(images).presence_logits, older(images).presence_logits, atol=1e-6
+        )
+    with pytest.raises(VlirError, match="more signal statistics"):
+        init_from(older, grown)
+    # a config saved before signal_features existed reads the first statistics
+    older.save_pretrained(tmp_path / "older")
+    config = tmp_path / "older" / "config.json"
+    values = json.loads(config.read_text())
+    del values["signal_features"]
+    config.write_text(json.dumps(values))
+    loaded = PerceptionModel.from_pretrained(tmp_path / "older")
+    assert loaded.config.signal_features == FIRST_DIM
+    with pytest.raises(VlirError, match="signal_features"):
+        PerceptionModel(dataclasses.replace(TINY, signal_statistics=True, signal_features=0))

@@ -43,6 +43,7 @@ class DegradedSampler:
         subset: Sequence[int] | None = None,
         crop: tuple[int, int] | None = None,
         crop_context: int = 0,
+        p_8bit: float = 0.0,
     ) -> None:
         self.p_grey = p_grey
         """Share of photos turned grey before degrading: users bring black-and-white
@@ -54,6 +55,11 @@ class DegradedSampler:
         its top-left (H, W): photos are rarely a multiple of the down-sampling factor, so
         an upsampled photo's interpolation phase drifts slightly across it, which a crop
         of an exact multiple never shows. The JPEG grid still starts at the crop's corner."""
+        self.p_8bit = p_8bit
+        """Share of degraded images clipped to [0, 1] and rounded to 1/255, as a saved
+        file holds them: AWGN is kept in float by the denoising protocol, but a user's
+        noisy photo is clipped at black and white, where its noise then shrinks the way
+        shot noise does."""
         self.images = images
         self.pipeline = pipeline
         self.p_clean = p_clean
@@ -86,6 +92,8 @@ class DegradedSampler:
             degraded_image = record.apply(image)
             if keep is not None:
                 image, degraded_image = (a[: keep[0], : keep[1]] for a in (image, degraded_image))
+            if self.p_8bit > 0 and rng.random() < self.p_8bit:
+                degraded_image = np.round(np.clip(degraded_image, 0.0, 1.0) * 255) / 255
             degraded.append(np.ascontiguousarray(degraded_image))
             clean.append(np.ascontiguousarray(image))
             records.append(record)

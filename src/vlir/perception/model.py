@@ -23,7 +23,7 @@ from torch import nn
 from vlir.degradations import OP_NAMES
 from vlir.errors import VlirError
 from vlir.modeling import PretrainedModel, weights_fingerprint
-from vlir.perception import signal_statistics
+from vlir.perception import signal_statistics as signals
 from vlir.perception.image_tower import ImageTower
 from vlir.text import TextEncoder, load_text_encoder
 
@@ -48,6 +48,10 @@ class PerceptionConfig:
     level per brightness, JPEG blockiness, interpolation periodicity, colour ratios):
     evidence that separates look-alikes the pooled CNN features confuse (Gaussian vs shot
     noise, mild blur vs upsampling, a colour cast vs a colourful scene)."""
+    signal_features: int = signals.DIM
+    """How many of ``signal_statistics.FEATURE_NAMES``, in order, it reads: statistics are
+    only appended, so a model keeps reading the ones it was trained on. Configs saved
+    before this field existed read the first ``signal_statistics.FIRST_DIM``."""
     thresholds: tuple[float, ...] | None = None
     """Per-op probability above which an op counts as found, calibrated on held-out
     training photos (``vlir.perception.calibrate``); None: 0.5 for every op."""
@@ -109,8 +113,10 @@ class PerceptionModel(PretrainedModel):
             # Standardised by running batch statistics (features mix logs, ratios, shares),
             # and added to the trunk's first layer from zero, so a model initialised from
             # one without them starts out saying exactly what it said before.
-            self.signal_norm = nn.BatchNorm1d(signal_statistics.DIM)
-            self.signal_in = nn.Linear(signal_statistics.DIM, hidden)
+            if not 0 < config.signal_features <= signals.DIM:
+                raise VlirError(f"perception config: signal_features must be 1 to {signals.DIM}")
+            self.signal_norm = nn.BatchNorm1d(config.signal_features)
+            self.signal_in = nn.Linear(config.signal_features, hidden)
             nn.init.zeros_(self.signal_in.weight)
             nn.init.zeros_(self.signal_in.bias)
         # The degradation predictor: its own view of the features per side.
@@ -127,6 +133,12 @@ class PerceptionModel(PretrainedModel):
         self.text_lora = nn.ParameterDict()
         """LoRA weights of the text tower (VLMIR's caption alignment), saved with the model."""
 
+    @classmethod
+    def config_from_dict(cls, values: dict[str, Any]) -> PerceptionConfig:
+        if values.get("signal_statistics") and "signal_features" not in values:
+            values = {**values, "signal_features": signals.FIRST_DIM}
+        return super().config_from_dict(values)
+
     def decision_thresholds(self) -> np.ndarray:
         """[N] the probability at which each op counts as found."""
         if self.config.thresholds is None:
@@ -140,7 +152,8 @@ class PerceptionModel(PretrainedModel):
         stats, feature_map = self.tower(image)  # [B, S], [B, C, h, w]
         if self.config.signal_statistics:
             first = self.trunk[1](self.trunk[0](stats))  # [B, hidden] before its GELU
-            signal = signal_statistics.signal_statistics(image)  # [B, F]
+            signal = signals.signal_statistics(image)  # [B, DIM]
+            signal = signal[:, : self.config.signal_features]  # [B, F]
             first = first + self.signal_in(self.signal_norm(signal))
             hidden = self.trunk[2:](first)  # [B, hidden]
         else:

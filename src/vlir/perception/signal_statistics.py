@@ -18,10 +18,17 @@ so perception reads them next to its learned features:
   alternates short and long steps; 3x leaves every third pixel a sample);
 - sharpness: high-pass energy at three scales and their ratios;
 - colour: grey-world, bright-pixel and grey-edge channel ratios, saturation;
-- light and contrast: luma mean, spread, 1st/99th percentiles, dark channel.
+- light and contrast: luma mean, spread, 1st/99th percentiles, dark channel;
+- (appended later) how the noise level grows with brightness, as one slope, on the
+  values as given (float AWGN is not clipped) and clipped to [0, 1] (as a file holds
+  them); and edge steepness: at the strongest edges, the largest one-pixel step against
+  the contrast across a 3x3 / 7x7 window (blur spreads a step over several pixels, so the
+  ratio falls; along x and y apart for motion's one direction).
 
 All are computed per image in one batched pass, unlearned, logs of ratios where
-possible so a brighter or darker photo moves them little.
+possible so a brighter or darker photo moves them little. New statistics are only ever
+appended to ``FEATURE_NAMES``: a model reads the leading ``signal_features`` it was
+trained with.
 """
 
 from __future__ import annotations
@@ -68,8 +75,17 @@ FEATURE_NAMES: tuple[str, ...] = (
     "luma_p01",
     "luma_p99",
     "dark_channel",
+    "noise_slope",
+    "noise_slope_clipped",
+    "edge_steepness_3",
+    "edge_steepness_7",
+    "edge_steepness_7_x",
+    "edge_steepness_7_y",
 )
 DIM = len(FEATURE_NAMES)
+FIRST_DIM = 48
+"""How many the first perception with signal statistics read (before the noise slope)."""
+NOISE_BIN_CENTRES = tuple((a + b) / 2 for a, b in itertools.pairwise(NOISE_BINS))
 
 
 def _log(x: torch.Tensor) -> torch.Tensor:
@@ -128,6 +144,51 @@ def _noise_level_function(luma: torch.Tensor) -> list[torch.Tensor]:
         levels.append(_log(torch.where(count > 16, level, overall)))
         shares.append(count / flat.sum(1).clamp_min(1))
     return [*levels, *shares, _log(overall)]
+
+
+def _noise_slope(levels: list[torch.Tensor], shares: list[torch.Tensor]) -> torch.Tensor:
+    """Slope of log noise level against log brightness over the bins holding at least 2%
+    of the flat pixels: 0 for signal-independent (Gaussian) noise, 1/2 for photon noise,
+    whose variance is proportional to the signal. 0 when fewer than two bins qualify."""
+    level = torch.stack(levels, 1)  # [B, bins]
+    weight = (torch.stack(shares, 1) > 0.02).float()  # [B, bins]
+    centre = torch.tensor(NOISE_BIN_CENTRES).to(level).log()[None]  # [1, bins]
+    count = weight.sum(1, keepdim=True).clamp_min(1)
+    centred = (centre - (centre * weight).sum(1, keepdim=True) / count) * weight
+    spread = (centred**2).sum(1)
+    covariance = (centred * (level - (level * weight).sum(1, keepdim=True) / count)).sum(1)
+    return torch.where(spread > 1e-6, covariance / spread.clamp_min(1e-6), 0.0)
+
+
+def _max_filter(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Maximum over a size x size window, as two 1-D passes."""
+    pad = size // 2
+    rows = F.max_pool2d(x, (size, 1), stride=1, padding=(pad, 0))
+    return F.max_pool2d(rows, (1, size), stride=1, padding=(0, pad))
+
+
+def _edge_steepness(
+    luma: torch.Tensor, step_x: torch.Tensor, step_y: torch.Tensor, q: float = 0.98
+) -> list[torch.Tensor]:
+    """At the pixels whose local contrast (max - min over a window) is in the top 2%: the
+    largest one-pixel step in the window over that contrast, log. A sharp edge makes its
+    whole contrast in one step; a blurred one spreads it, and the ratio falls with the blur
+    width rather than with the photo's contrast. 3x3 and 7x7 windows, then 7x7 with steps
+    along x and along y apart (motion blur spreads one direction only)."""
+    step_x = F.pad(step_x[:, None], (0, 1))  # [B, 1, H, W]
+    step_y = F.pad(step_y[:, None], (0, 0, 0, 1))
+    features = []
+    for size in (3, 7):
+        contrast = (_max_filter(luma, size) + _max_filter(-luma, size)).flatten(1)  # [B, HW]
+        strong = contrast >= _quantile(contrast, q)[:, None]
+        total = (contrast * strong).sum(1)
+        largest_x = _max_filter(step_x, size).flatten(1)
+        largest_y = _max_filter(step_y, size).flatten(1)
+        largest = [torch.maximum(largest_x, largest_y)]
+        if size == 7:
+            largest += [largest_x, largest_y]
+        features += [_log_ratio((steps * strong).sum(1), total) for steps in largest]
+    return features
 
 
 def _blockiness(step_x: torch.Tensor, step_y: torch.Tensor) -> list[torch.Tensor]:
@@ -209,17 +270,26 @@ def _light(image: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def signal_statistics(image: torch.Tensor) -> torch.Tensor:
-    """``image`` [B, 3, H, W] in [0, 1], H and W at least 16 -> [B, DIM] (``FEATURE_NAMES``)."""
+    """``image`` [B, 3, H, W], H and W at least 16 -> [B, DIM] (``FEATURE_NAMES``). Values
+    outside [0, 1] (float AWGN) are clipped for all but ``noise_slope``."""
+    weights = torch.tensor(LUMA).to(image.device, torch.float32)[None, :, None, None]
+    luma_as_given = (image.float() * weights).sum(1, keepdim=True)  # AWGN stays unclipped
     image = image.float().clamp(0.0, 1.0)
-    luma = (image * torch.tensor(LUMA).to(image)[None, :, None, None]).sum(1, keepdim=True)
+    luma = (image * weights).sum(1, keepdim=True)
+    noise = _noise_level_function(luma)
+    noise_as_given = _noise_level_function(luma_as_given)
+    bins = len(NOISE_BINS) - 1
     step_x = (luma[..., :, 1:] - luma[..., :, :-1]).abs()[:, 0]  # [B, H, W-1]
     step_y = (luma[..., 1:, :] - luma[..., :-1, :]).abs()[:, 0]  # [B, H-1, W]
     features = [
-        *_noise_level_function(luma),
+        *noise,
         *_blockiness(step_x, step_y),
         *_periodicity(luma, step_x, step_y),
         *_sharpness(luma),
         *_colour(image, luma),
         *_light(image, luma),
+        _noise_slope(noise_as_given[:bins], noise_as_given[bins : 2 * bins]),
+        _noise_slope(noise[:bins], noise[bins : 2 * bins]),
+        *_edge_steepness(luma, step_x, step_y),
     ]
     return torch.stack(features, dim=1)

@@ -76,6 +76,9 @@ class PerceptionRecipe(Recipe):
     crop_context: int = 0
     """Native crops are degraded within a region up to this many pixels larger (see
     ``DegradedSampler.crop_context``), so upsampling is not always by an exact factor."""
+    p_8bit: float = 0.0
+    """Share of degraded training crops stored as an 8-bit file would hold them (see
+    ``DegradedSampler.p_8bit``)."""
     calibrate: bool = True
     """At the end, set ``OUT/best``'s per-op decision thresholds on the held-out photos
     (``vlir.perception.calibrate``), so the exported model is ready to analyse."""
@@ -133,11 +136,26 @@ class _Trainable(nn.Module):
 
 
 def init_from(model: PerceptionModel, start: PerceptionModel) -> None:
-    """Start ``model`` from ``start``'s weights; parts ``start`` lacks (signal statistics
-    added to a model trained without them) keep their neutral initialisation."""
+    """Start ``model`` from ``start``'s weights. Parts ``start`` lacks keep their neutral
+    initialisation: the signal-statistics branch of a model trained without it, or the
+    statistics appended since ``start`` was trained (their columns of the zero-initialised
+    input layer stay zero, their standardisation starts at identity), so the grown model
+    first says exactly what ``start`` said."""
     optional = ("signal_norm.", "signal_in.")
+    state = dict(start.state_dict())
+    own = model.state_dict()
+    for key, value in list(state.items()):
+        if not key.startswith(optional) or key not in own or own[key].shape == value.shape:
+            continue
+        grown, old = own[key].clone(), value.shape[-1]
+        if value.dim() != grown.dim() or value.shape[-1] > grown.shape[-1]:
+            raise VlirError(
+                f"init: that checkpoint reads more signal statistics than this recipe ({key})"
+            )
+        grown[..., :old] = value
+        state[key] = grown
     try:
-        result = model.load_state_dict(start.state_dict(), strict=False)
+        result = model.load_state_dict(state, strict=False)
     except RuntimeError as error:  # a tensor of another shape
         raise VlirError(
             f"init: that checkpoint does not fit this recipe's model ({error})"
@@ -193,6 +211,7 @@ def train(recipe: PerceptionRecipe) -> Path:
             subset=train_ids,
             crop=crop,
             crop_context=recipe.crop_context,
+            p_8bit=recipe.p_8bit,
         )
         val_sampler = DegradedSampler(
             native, pipeline, p_clean=recipe.p_clean, subset=holdout, crop=crop
