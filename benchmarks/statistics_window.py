@@ -6,7 +6,7 @@
 3. Tiled (256 px) vs untiled agreement on the 512x512 astronaut with sigma-25 noise.
 
     python benchmarks/statistics_window.py [--model restorer] [--windows none,128,256,384]
-        [--analyzer perception]
+        [--analyzer perception|model|PATH]
 """
 
 from __future__ import annotations
@@ -50,11 +50,15 @@ def main() -> None:
     parser.add_argument("--windows", default="none,128,256,384")
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument(
-        "--analyzer", default=None, help="perception that reads the photos (default: the model's)"
+        "--analyzer",
+        default="perception",
+        help="perception that reads the photos: the shipped one by default, as in "
+        "Restorer.from_pretrained; 'model' for the restorer's own",
     )
     args = parser.parse_args()
     windows = [None if w == "none" else int(w) for w in args.windows.split(",")]
-    restorer = Restorer.from_pretrained(args.model, analyzer=args.analyzer)
+    analyzer = None if args.analyzer == "model" else args.analyzer
+    restorer = Restorer.from_pretrained(args.model, analyzer=analyzer)
     base = restorer.model
     held = held_out_photos()
     print("held-out BSD400: input", f"{np.mean([psnr(d, c) for c, d in held]):.2f}")

@@ -111,6 +111,23 @@ def test_colour_cast_moves_the_channel_ratios_by_its_gains(photo: np.ndarray) ->
     assert cast["greyworld_b"] < clean["greyworld_b"]
 
 
+def test_coarse_colour_ratios_see_a_cast_through_noise(photo: np.ndarray) -> None:
+    """Noise added after a cast is equal in every channel (and clipped more in the channel
+    the cast brightened): at full resolution the bright-pixel and spread ratios lose the
+    cast's shift, averaged over blocks they keep at least half of it."""
+    clean = _statistics(photo)
+    cast_image = _degrade(photo, "color_cast", temperature=0.9, tint=0.0)
+    cast = _statistics(cast_image)
+    noisy = _statistics(_degrade(cast_image, "noise", sigma=50))
+    for name in ("bright", "channel_spread"):
+        for scale in ("", "_coarse"):
+            key = f"{name}{scale}_r"
+            kept = (noisy[key] - clean[key]) / (cast[key] - clean[key])
+            assert (kept > 0.5) == (scale == "_coarse"), (key, kept)
+    small = signal_statistics(torch.rand(1, 3, 16, 20))  # 2 blocks a side still
+    assert torch.isfinite(small).all()
+
+
 def test_haze_lifts_the_dark_channel(photo: np.ndarray) -> None:
     hazy = _statistics(photo, "haze", beta=1.2, airlight=0.9)
     assert hazy["dark_channel"] > _statistics(photo)["dark_channel"] + 0.1
