@@ -292,11 +292,8 @@ def _colour_coarse(image: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor
 
 def _light(image: torch.Tensor, luma: torch.Tensor) -> list[torch.Tensor]:
     flat = luma.flatten(1)
-    # He et al.'s dark channel: haze lifts the darkest channel of every patch (7x7 minimum,
-    # as two 1-D passes).
-    darkest = -image.amin(1, keepdim=True)
-    darkest = F.max_pool2d(darkest, (7, 1), stride=1, padding=(3, 0))
-    dark = -F.max_pool2d(darkest, (1, 7), stride=1, padding=(0, 3))
+    # He et al.'s dark channel: haze lifts the darkest channel of every patch (7x7 minimum).
+    dark = -_max_filter(-image.amin(1, keepdim=True), 7)
     return [
         flat.mean(1),
         flat.std(1),
