@@ -159,6 +159,26 @@ def test_training_runs_resumes_and_exports(tmp_path: Path, tiny_training_data) -
     assert continued.text_lora_state() and continued.config.signal_statistics
 
 
+def test_training_with_workers_stops_on_its_time_limit(tmp_path: Path, tiny_training_data) -> None:
+    from vlir.training.common import load_recipe
+    from vlir.training.perception import PerceptionRecipe, train
+
+    data, captions = tiny_training_data
+    recipe_file = _recipe(tmp_path, data, captions, steps=50)
+    out = tmp_path / "run"
+    settings = {"out": str(out), "workers": 1, "max_minutes": 0}
+    train(load_recipe(PerceptionRecipe, recipe_file, settings))
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 1 and "val/f1_macro" in lines[-1]
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 1
+    # stopped early, so left for a later slice to finish: not calibrated yet
+    assert PerceptionModel.from_pretrained(out / "best").config.thresholds is None
+    train(load_recipe(PerceptionRecipe, recipe_file, {**settings, "steps": 2, "max_minutes": None}))
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 2
+    assert PerceptionModel.from_pretrained(out / "best").config.thresholds is not None
+
+
 def test_heads_only_training_leaves_every_embedding_untouched(
     tmp_path: Path, tiny_training_data
 ) -> None:

@@ -2,15 +2,17 @@
 
 The lent GPU machine (see the tool library's ``device`` entry) receives only the
 repository plus up to 64 MiB of carried, git-ignored folders. Training the
-restorer there needs the BSD400 training photos and the MiniLM text tower, which
-together are ~120 MB as shipped. This script writes ``carry/`` (git-ignored):
+restorer or perception there needs the BSD400 training photos and the MiniLM
+text tower, which together are ~120 MB as shipped. This script writes ``carry/``
+(git-ignored):
 
 - ``carry/data``: BSD400 re-encoded *losslessly* with ``jpegtran -optimize``
   (identical decoded pixels, checked) and the training captions;
 - ``carry/minilm``: MiniLM in float16 without its unused pooler, and with the
   word-embedding table cut to the token ids that training text can contain (the
-  prompt grammar, its paraphrases and the training captions). ``unpack`` rebuilds
-  a full float32 folder whose other rows hold the ``[UNK]`` vector.
+  prompt grammar, its paraphrases, the flaw words of low-quality captions and the
+  training captions). ``unpack`` rebuilds a full float32 folder whose other rows
+  hold the ``[UNK]`` vector.
 
     python scripts/device/pack.py pack            # here, before device runs
     python scripts/device/pack.py unpack OUT_DIR  # there; then VLIR_MINILM=OUT_DIR
@@ -42,9 +44,12 @@ TOKENIZER_FILES = (
 
 
 def training_texts(seed: int, count: int) -> list[str]:
-    """Request texts as the restorer trainer draws them (captions are added apart)."""
-    from vlir.data.requests import sample_request
+    """Texts as the restorer and perception trainers draw them: requests, exact prompts,
+    numberless wordings, and the flaw words of low-quality captions (captions are added
+    apart)."""
+    from vlir.data.requests import low_quality_caption, sample_request
     from vlir.degradations import DegradationPipeline
+    from vlir.perception.labels import combination_text
 
     rng = np.random.default_rng(seed)
     pipeline = DegradationPipeline(max_ops=3)
@@ -54,6 +59,8 @@ def training_texts(seed: int, count: int) -> list[str]:
         request = sample_request(record, "", rng, p_semantic=0.0)
         texts.append(request.text)
         texts.append(record.prompt().format())
+        texts.append(combination_text(record.names))
+        texts.append(low_quality_caption("", record.names, rng))
     return texts
 
 

@@ -21,14 +21,8 @@ import torch.nn.functional as F
 from vlir.data import CleanImages, DegradedSampler, load_captions
 from vlir.degradations import DegradationPipeline
 from vlir.restoration import RestorerConfig, RestorerModel, make_conditioning
-from vlir.training.common import load_recipe, parse_settings
-from vlir.training.restorer import (
-    Encoders,
-    RestorerRecipe,
-    TrainingBatches,
-    batch_stream,
-    frequency_l1,
-)
+from vlir.training.common import batch_stream, load_recipe, parse_settings
+from vlir.training.restorer import Encoders, RestorerRecipe, TrainingBatches, frequency_l1
 
 
 def profile(recipe: RestorerRecipe, steps: int) -> dict[str, float]:

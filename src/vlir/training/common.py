@@ -8,11 +8,12 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -233,6 +234,65 @@ class Logger:
             ),
             flush=True,
         )
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """An endless stream of training batches from ``draw``, made in the training process
+    or, with ``workers``, in processes that synthesise degradations while the network
+    trains (``batch_stream``).
+
+    Every worker draws from its own generator, seeded by (seed, rank, step it started at,
+    worker), so a resumed run does not replay the batches it saw.
+    """
+
+    def __init__(self, seed: int, rank: int, start_step: int) -> None:
+        self.seed, self.rank, self.start_step = seed, rank, start_step
+
+    def draw(self, rng: np.random.Generator) -> Any:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Any]:
+        info = torch.utils.data.get_worker_info()
+        worker = 0 if info is None else info.id
+        if info is not None:  # the workers are the parallelism: one thread each
+            import cv2
+
+            torch.set_num_threads(1)
+            cv2.setNumThreads(1)
+        rng = np.random.default_rng([self.seed, self.rank, self.start_step, worker])
+        while True:
+            yield self.draw(rng)
+
+
+def _as_is(batch: Any) -> Any:
+    return batch
+
+
+def batch_stream(dataset: BatchStream, workers: int) -> Iterator[Any]:
+    """``dataset``'s batches, drawn here (``workers`` 0) or by that many processes ahead."""
+    if workers == 0:
+        return iter(dataset)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        prefetch_factor=4,
+        persistent_workers=True,
+        collate_fn=_as_is,
+    )
+    return iter(loader)
+
+
+def out_of_time_everywhere(started: float, minutes: float | None, dist_info: Distributed) -> bool:
+    """Whether the slice's time is up, decided by the main process for all of them:
+    a process that stopped a step before the others would leave them waiting."""
+    if minutes is None:
+        return False
+    flag = torch.tensor([float(time.time() - started > minutes * 60)], device=dist_info.device)
+    if dist_info.world > 1:
+        dist.broadcast(flag, 0)
+    return bool(flag.item())
 
 
 def average_gradients(module: nn.Module, world: int) -> None:

@@ -10,13 +10,16 @@ Per step, on BSD400 with on-the-fly degradations:
 - the predictor's classification (which ops) and regression (how strong) losses.
 
 Resumable (``OUT/checkpoint.pt``); alone or under
-``torchrun --nproc_per_node 2 -m vlir.training.perception --recipe ...``.
+``torchrun --nproc_per_node 2 -m vlir.training.perception --recipe ...``; with
+``workers`` the degradations are synthesised in other processes (on a GPU the
+synthesis, not the small network, bounds a step).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,7 @@ import torch
 from torch import nn
 
 from vlir.data import CleanImages, DegradedSampler, load_captions
+from vlir.data.degraded import DegradedBatch
 from vlir.data.requests import low_quality_caption
 from vlir.degradations import DegradationPipeline, RestorationPrompt, paraphrase
 from vlir.errors import VlirError
@@ -34,13 +38,16 @@ from vlir.perception.labels import combination_text, record_labels
 from vlir.perception.model import PerceptionConfig, PerceptionModel
 from vlir.text import CachedTextEncoder, TextEncoder, load_text_encoder
 from vlir.training.common import (
+    BatchStream,
     Logger,
     Milestones,
     Recipe,
     average_gradients,
+    batch_stream,
     broadcast_weights,
     cosine_lr,
     load_recipe,
+    out_of_time_everywhere,
     parse_settings,
     resume,
     setup_distributed,
@@ -82,6 +89,12 @@ class PerceptionRecipe(Recipe):
     calibrate: bool = True
     """At the end, set ``OUT/best``'s per-op decision thresholds on the held-out photos
     (``vlir.perception.calibrate``), so the exported model is ready to analyse."""
+    workers: int = 0
+    """Processes that synthesise batches ahead (0: the training process itself, between
+    steps). Each draws its own random stream, so a run with workers sees other batches
+    than one without."""
+    max_minutes: float | None = None
+    """Checkpoint and stop after this long, to resume later (time-limited machines)."""
 
 
 def degradation_texts(records: list, rng: np.random.Generator, p_paraphrase: float) -> list[str]:
@@ -92,6 +105,48 @@ def degradation_texts(records: list, rng: np.random.Generator, p_paraphrase: flo
         else:
             texts.append(combination_text(record.names))
     return texts
+
+
+@dataclass
+class PerceptionBatch:
+    """One step's training material."""
+
+    degraded: DegradedBatch
+    """What the degradation side learns from (native crops, as analysis tiles)."""
+    content: DegradedBatch
+    """What the content side learns from (the whole photo resized); ``degraded`` itself
+    when both views are the same or only the heads train."""
+    degradation_texts: list[str]
+    """The wording of each of ``degraded``'s records (sometimes paraphrased)."""
+    low_quality_captions: list[str]
+    """The first ``lora_batch`` of ``content``'s captions rewritten about the damage."""
+
+
+class PerceptionBatches(BatchStream):
+    def __init__(
+        self,
+        degraded: DegradedSampler,
+        content: DegradedSampler,
+        recipe: PerceptionRecipe,
+        rank: int,
+        start_step: int,
+    ) -> None:
+        super().__init__(recipe.seed, rank, start_step)
+        self.degraded, self.content, self.recipe = degraded, content, recipe
+
+    def draw(self, rng: np.random.Generator) -> PerceptionBatch:
+        recipe = self.recipe
+        degraded = self.degraded.sample(rng, recipe.batch)
+        texts = degradation_texts(degraded.records, rng, recipe.paraphrase_prob)
+        content = degraded
+        if self.content is not self.degraded and not recipe.heads_only:
+            content = self.content.sample(rng, recipe.batch)
+        count = min(recipe.lora_batch, len(content.captions))
+        low_quality = [
+            low_quality_caption(content.captions[i], content.records[i].names, rng)
+            for i in range(count)
+        ]
+        return PerceptionBatch(degraded, content, texts, low_quality)
 
 
 @torch.no_grad()
@@ -232,8 +287,11 @@ def train(recipe: PerceptionRecipe) -> Path:
     broadcast_weights(trainable, dist_info)
     texts = CachedTextEncoder(text, capacity=10_000, base=True)  # frozen-base embeddings
     logger = Logger(out, dist_info.main)
-    rng = np.random.default_rng([recipe.seed, dist_info.rank, step])
+    stream = batch_stream(
+        PerceptionBatches(deg_sampler, sampler, recipe, dist_info.rank, step), recipe.workers
+    )
     milestones = Milestones.for_recipe(recipe, main=dist_info.main, best=best, logger=logger)
+    started = time.time()
     l_align = torch.zeros(())  # logged as its latest value: it is computed every few steps
     # heads only: the frozen rest stays in eval mode, so the signal statistics' running
     # normalisation cannot drift and move the tokens the restorers read
@@ -242,7 +300,8 @@ def train(recipe: PerceptionRecipe) -> Path:
         for index, group in enumerate(optimizer.param_groups):
             base = recipe.lr if index == 0 else recipe.lora_lr
             group["lr"] = cosine_lr(step, recipe.steps, recipe.warmup, base)
-        deg_batch = deg_sampler.sample(rng, recipe.batch)  # what analysis reads for damage
+        drawn = next(stream)
+        deg_batch = drawn.degraded  # what analysis reads for damage
         ops = config.ops
         labels = [record_labels(r, ops) for r in deg_batch.records]
         presence = torch.from_numpy(np.stack([p for p, _ in labels])).to(dist_info.device)
@@ -251,15 +310,14 @@ def train(recipe: PerceptionRecipe) -> Path:
         l_cls, l_reg = losses.predictor(out_p.presence_logits, out_p.strength, presence, strength)
         total = recipe.w_classification * l_cls + recipe.w_regression * l_reg
         l_deg = l_content = torch.zeros(())
-        batch = deg_batch
+        batch = drawn.content
         if not recipe.heads_only:
-            deg_texts = degradation_texts(deg_batch.records, rng, recipe.paraphrase_prob)
+            deg_texts = drawn.degradation_texts
             deg_text_emb = texts(deg_texts).pooled
             scale = model.logit_scale
             l_deg = losses.contrastive(out_p.deg_embedding, deg_text_emb, scale, deg_texts)
             out_c = out_p
-            if deg_sampler is not sampler:  # content is read from the whole photo, resized
-                batch = sampler.sample(rng, recipe.batch)
+            if batch is not deg_batch:  # content is read from the whole photo, resized
                 out_c = model(batch.degraded.to(dist_info.device))
             caption_emb = texts(batch.captions).pooled
             l_content = losses.contrastive(
@@ -269,13 +327,9 @@ def train(recipe: PerceptionRecipe) -> Path:
                 total + recipe.w_deg_contrastive * l_deg + recipe.w_content_contrastive * l_content
             )
         if not recipe.heads_only and step % recipe.lora_every == 0:
-            count = min(recipe.lora_batch, len(batch.captions))
-            lq = [
-                low_quality_caption(batch.captions[i], batch.records[i].names, rng)
-                for i in range(count)
-            ]
+            lq = drawn.low_quality_captions
             lq_emb = text(lq).pooled
-            l_align = losses.caption_alignment(lq_emb, caption_emb[:count])
+            l_align = losses.caption_alignment(lq_emb, caption_emb[: len(lq)])
             total = total + recipe.w_alignment * l_align
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -296,9 +350,10 @@ def train(recipe: PerceptionRecipe) -> Path:
                     "lr": optimizer.param_groups[0]["lr"],
                 },
             )
+        out_of_time = out_of_time_everywhere(started, recipe.max_minutes, dist_info)
         milestones.after_step(
             step,
-            recipe.steps,
+            step if out_of_time else recipe.steps,
             validate=lambda: validate(model, val_sampler, recipe.seed + 99),
             score="val/f1_macro",
             export=lambda directory: export(model, text, directory),
@@ -309,7 +364,11 @@ def train(recipe: PerceptionRecipe) -> Path:
                 "recipe": dataclasses.asdict(recipe),
             },
         )
-    if recipe.calibrate and dist_info.main and (out / "best").is_dir():
+        if out_of_time:
+            break
+    # a slice stopped by max_minutes resumes later: the finished run is calibrated
+    finished = step >= recipe.steps
+    if recipe.calibrate and finished and dist_info.main and (out / "best").is_dir():
         calibrate_checkpoint(out / "best", recipe.data, recipe.holdout, recipe.seed)
     return out / "best"
 

@@ -28,15 +28,17 @@ from vlir.perception import load_perception
 from vlir.restoration import RestorerConfig, RestorerModel, make_conditioning, semantic_tower
 from vlir.text import CachedTextEncoder, load_text_encoder
 from vlir.training.common import (
-    Distributed,
+    BatchStream,
     Logger,
     Milestones,
     Recipe,
     average_gradients,
+    batch_stream,
     broadcast_weights,
     cosine_lr,
     load_matching,
     load_recipe,
+    out_of_time_everywhere,
     parse_settings,
     resume,
     setup_distributed,
@@ -99,30 +101,15 @@ class TrainingBatch:
         )
 
 
-class TrainingBatches(torch.utils.data.IterableDataset):
-    """An endless stream of (degraded, request, target) batches.
-
-    Every worker draws from its own generator, seeded by (seed, rank, step it
-    started at, worker), so a resumed run does not replay the batches it saw.
-    """
+class TrainingBatches(BatchStream):
+    """(degraded, request, target) batches: the requests and targets of every kind the
+    recipe mixes."""
 
     def __init__(
         self, sampler: DegradedSampler, recipe: RestorerRecipe, rank: int, start_step: int
     ) -> None:
+        super().__init__(recipe.seed, rank, start_step)
         self.sampler, self.recipe = sampler, recipe
-        self.rank, self.start_step = rank, start_step
-
-    def __iter__(self):  # -> Iterator[TrainingBatch]
-        info = torch.utils.data.get_worker_info()
-        worker = 0 if info is None else info.id
-        if info is not None:
-            import cv2
-
-            torch.set_num_threads(1)
-            cv2.setNumThreads(1)
-        rng = np.random.default_rng([self.recipe.seed, self.rank, self.start_step, worker])
-        while True:
-            yield self.draw(rng)
 
     def draw(self, rng: np.random.Generator) -> TrainingBatch:
         recipe = self.recipe
@@ -140,25 +127,6 @@ class TrainingBatches(torch.utils.data.IterableDataset):
             semantics=[r.semantic for r in requests],
             reference=reference,
         )
-
-
-def _as_is(batch: TrainingBatch) -> TrainingBatch:
-    return batch
-
-
-def batch_stream(dataset: TrainingBatches, workers: int):  # -> Iterator[TrainingBatch]
-    if workers == 0:
-        return iter(dataset)
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=None,
-        num_workers=workers,
-        pin_memory=torch.cuda.is_available(),
-        prefetch_factor=4,
-        persistent_workers=True,
-        collate_fn=_as_is,
-    )
-    return iter(loader)
 
 
 class Encoders:
@@ -264,19 +232,6 @@ def evaluate(checkpoint: str, recipe: RestorerRecipe, batches: int = 8) -> dict[
     blind = validate(model, encoders, sampler, seed, batches)
     semantic = validate(model, encoders, sampler, seed, batches, semantic=True)
     return {**blind, "val/psnr_semantic": semantic["val/psnr_blind"]}
-
-
-def out_of_time_everywhere(started: float, minutes: float | None, dist_info: Distributed) -> bool:
-    """Whether the slice's time is up, decided by the main process for all of them:
-    a process that stopped a step before the others would leave them waiting."""
-    if minutes is None:
-        return False
-    flag = torch.tensor([float(time.time() - started > minutes * 60)], device=dist_info.device)
-    if dist_info.world > 1:
-        import torch.distributed as dist
-
-        dist.broadcast(flag, 0)
-    return bool(flag.item())
 
 
 def train(recipe: RestorerRecipe) -> Path:
