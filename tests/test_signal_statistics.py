@@ -44,6 +44,22 @@ def test_one_finite_value_per_name(photo: np.ndarray) -> None:
     assert torch.isfinite(flat).all()
 
 
+@pytest.mark.parametrize("size", [3, 5, 7, 9])
+def test_window_filters_match_pooling(size: int) -> None:
+    """The shifted-sum filters are the windows pooling with stride 1 computes, borders
+    shrinking (maxima exactly; means to rounding)."""
+    import torch.nn.functional as F
+
+    from vlir.perception.signal_statistics import _box, _max_filter
+
+    x = torch.rand(2, 1, 20, 31) - 0.5
+    pad = size // 2
+    pooled_max = F.max_pool2d(x, size, stride=1, padding=pad)
+    pooled_mean = F.avg_pool2d(x, size, stride=1, padding=pad, count_include_pad=False)
+    assert torch.equal(_max_filter(x, size), pooled_max)
+    assert torch.allclose(_box(x, size), pooled_mean, atol=1e-6)
+
+
 def test_noise_level_reads_gaussian_sigma(photo: np.ndarray) -> None:
     clean = _statistics(photo)["noise_level_all"]
     noisy = _statistics(photo, "noise", sigma=25)["noise_level_all"]
