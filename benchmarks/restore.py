@@ -100,7 +100,7 @@ WINDOW = 256
 def windowed_agreement(restorer: Restorer, noisy: np.ndarray) -> float:
     """Tiled vs untiled agreement of the same weights with windowed statistics."""
     original = restorer.model
-    restorer.model = original.with_statistics_window(WINDOW)
+    restorer.model = original.with_statistics(WINDOW)
     try:
         return psnr(restorer(noisy, tile=256).image, restorer(noisy, tile=512).image)
     finally:

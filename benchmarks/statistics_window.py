@@ -5,8 +5,11 @@
 2. What it costs or gains on eval tasks: the first ``--limit`` images of each task.
 3. Tiled (256 px) vs untiled agreement on the 512x512 astronaut with sigma-25 noise.
 
+Each window is tried with each ``--norms`` (``map``: the model's normalisation over
+channels and positions; ``pixel``: NAFNet's per pixel, on the same weights).
+
     python benchmarks/statistics_window.py [--model restorer] [--windows none,128,256,384]
-        [--analyzer perception|model|PATH]
+        [--norms map,pixel] [--analyzer perception|model|PATH]
 """
 
 from __future__ import annotations
@@ -39,15 +42,25 @@ TASKS = [
 ]
 
 
-def with_window(restorer: Restorer, base: RestorerModel, window: int | None) -> Restorer:
-    restorer.model = base.with_statistics_window(window)
+Variant = tuple[str, int | None]  # (norm, statistics window)
+
+
+def use(restorer: Restorer, base: RestorerModel, variant: Variant) -> Restorer:
+    norm, window = variant
+    restorer.model = base.with_statistics(window, norm)
     return restorer
+
+
+def label(variant: Variant) -> str:
+    norm, window = variant
+    return f"window {window}" + ("" if norm == "map" else f" {norm} norm")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="restorer")
     parser.add_argument("--windows", default="none,128,256,384")
+    parser.add_argument("--norms", default="map")
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument(
         "--analyzer",
@@ -57,6 +70,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     windows = [None if w == "none" else int(w) for w in args.windows.split(",")]
+    variants = [(norm, window) for norm in args.norms.split(",") for window in windows]
     analyzer = None if args.analyzer == "model" else args.analyzer
     restorer = Restorer.from_pretrained(args.model, analyzer=analyzer)
     base = restorer.model
@@ -64,13 +78,13 @@ def main() -> None:
     print("held-out BSD400: input", f"{np.mean([psnr(d, c) for c, d in held]):.2f}")
     photo = data.astronaut().astype(np.float32) / 255
     noisy = parse_ops("noise sigma=25", np.random.default_rng(0)).apply(photo)
-    for window in windows:
-        with_window(restorer, base, window)
+    for variant in variants:
+        use(restorer, base, variant)
         whole = np.mean([psnr(restorer(d, tile=512).image, c) for c, d in held])
         tiled = np.mean([psnr(restorer(d, tile=160).image, c) for c, d in held])
         agree = psnr(restorer(noisy, tile=256).image, restorer(noisy, tile=512).image)
         print(
-            f"window {window}: held-out whole {whole:.2f}, tiled {tiled:.2f}; "
+            f"{label(variant)}: held-out whole {whole:.2f}, tiled {tiled:.2f}; "
             f"tiled vs untiled {agree:.1f} dB",
             flush=True,
         )
@@ -81,10 +95,10 @@ def main() -> None:
         ]
         given = [psnr(np.clip(s.degraded, 0, 1), t, channel=task.channel) for s, t in samples]
         row = [f"{text} {dataset}: input {np.mean(given):.2f}"]
-        for window in windows:
-            with_window(restorer, base, window)
+        for variant in variants:
+            use(restorer, base, variant)
             scores = [psnr(restorer(s.degraded).image, t, channel=task.channel) for s, t in samples]
-            row.append(f"window {window} {np.mean(scores):.2f}")
+            row.append(f"{label(variant)} {np.mean(scores):.2f}")
         print(", ".join(row), flush=True)
 
 

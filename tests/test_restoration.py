@@ -347,10 +347,14 @@ def test_analyzer_reads_the_photo_and_the_model_keeps_its_tokens(
 
 
 def test_restorer_training_records_its_perception(
-    tmp_path: Path, tiny_training_data: tuple[Path, Path], photo: np.ndarray
+    tmp_path: Path,
+    tiny_training_data: tuple[Path, Path],
+    photo: np.ndarray,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A restorer names the exact perception weights it was trained on: a checkpoint
-    changed under that name since is refused, not silently used."""
+    changed under that name since is refused, not silently used, and a run continuing
+    it on other tokens says so."""
     from vlir.modeling import weights_fingerprint
     from vlir.pipeline import Restorer
     from vlir.training.common import load_recipe
@@ -373,6 +377,12 @@ def test_restorer_training_records_its_perception(
     tiny_perception(tmp_path)  # another random perception, same folder
     with pytest.raises(VlirError, match="not the one this model was trained with"):
         Restorer.from_pretrained(tmp_path / "run" / "best", analyzer=None)
+    # continuing from it (normalised per pixel now: the same tensors) on the new tokens
+    capsys.readouterr()
+    overrides = {"out": str(tmp_path / "next"), "init": str(tmp_path / "run" / "best")}
+    train(load_recipe(RestorerRecipe, recipe, {**overrides, "model.norm": "pixel"}))
+    assert "whose tokens differ" in capsys.readouterr().out
+    assert RestorerModel.from_pretrained(tmp_path / "next" / "best").config.norm == "pixel"
 
 
 def test_local_statistics_are_the_windows_and_global_where_the_map_fits() -> None:
@@ -405,8 +415,9 @@ def test_local_statistics_are_the_windows_and_global_where_the_map_fits() -> Non
 
 def test_statistics_window_makes_tiles_agree_with_the_whole() -> None:
     """With whole-map statistics a tile's output depends on where it was cut; with a
-    window, tiled and untiled restoration agree (the 45 dB target of the restore
-    benchmark), and a map within one window restores exactly as before."""
+    window, or normalised per pixel, tiled and untiled restoration agree (the 45 dB
+    target of the restore benchmark), and a map within one window restores exactly as
+    before."""
     import dataclasses
 
     from vlir.pipeline import tile_overlap
@@ -416,8 +427,8 @@ def test_statistics_window_makes_tiles_agree_with_the_whole() -> None:
     image[..., 64:] = image[..., 64:] * 0.2 + 0.7  # halves with different statistics
     condition = conditioning(batch=1)
     agreement = {}
-    for window in (None, 32):
-        config = dataclasses.replace(TINY, statistics_window=window)
+    for norm, window in (("map", None), ("map", 32), ("pixel", None), ("pixel", 32)):
+        config = dataclasses.replace(TINY, statistics_window=window, norm=norm)
         model = RestorerModel(config).eval()
         with torch.no_grad():
             for name, parameter in model.named_parameters():
@@ -431,14 +442,39 @@ def test_statistics_window_makes_tiles_agree_with_the_whole() -> None:
             tiled = restore_tiled(image, run, tile=64, overlap=tile_overlap(config))
             small = image[..., :32, :32]
             if window is not None:
-                model_global = model.with_statistics_window(None)
+                model_global = model.with_statistics(None)
                 assert model_global.config.statistics_window is None and not model_global.training
                 assert torch.equal(run(small, (0, 0)), model_global(small, condition))
         mse = float(((whole - tiled) ** 2).mean())
-        agreement[window] = 10 * np.log10(1 / max(mse, 1e-12))
-    assert agreement[32] > 45 and agreement[32] > agreement[None] + 3, agreement
+        agreement[norm, window] = 10 * np.log10(1 / max(mse, 1e-12))
+    # per-pixel normalisation leaves channel attention as the only whole-map statistic
+    windowed = agreement["map", 32]
+    assert windowed > 45 and windowed > agreement["map", None] + 3, agreement
+    assert agreement["pixel", None] > agreement["map", None] + 3, agreement
+    assert agreement["pixel", 32] > 45, agreement
     with pytest.raises(VlirError, match="statistics_window"):
         RestorerModel(dataclasses.replace(TINY, statistics_window=4))
+    with pytest.raises(VlirError, match="norm"):
+        RestorerModel(dataclasses.replace(TINY, norm="batch"))
+
+
+def test_per_pixel_norm_sees_only_its_pixel() -> None:
+    """NAFNet's LayerNorm2d: changing one pixel leaves every other pixel's output alone,
+    and the weights are the map norm's, so a shipped checkpoint can start it."""
+    from vlir.restoration.blocks import LayerNorm2d
+
+    torch.manual_seed(0)
+    per_pixel, over_map = LayerNorm2d(6, per_pixel=True), LayerNorm2d(6)
+    per_pixel.load_state_dict(over_map.state_dict())
+    x = torch.randn(1, 6, 8, 8)
+    changed = x.clone()
+    changed[0, 2, 3, 4] += 5
+    delta = (per_pixel(changed) - per_pixel(x)).abs().amax(dim=1)[0]  # [H, W]
+    assert delta[3, 4] > 0.1 and float(delta.sum() - delta[3, 4]) == 0
+    assert float((over_map(changed) - over_map(x)).abs()[..., 0, 0].amax()) > 0
+    normed = per_pixel(x)
+    assert torch.allclose(normed.mean(dim=1), torch.zeros(1, 8, 8), atol=1e-5)
+    assert torch.allclose(normed.var(dim=1, unbiased=False), torch.ones(1, 8, 8), atol=1e-3)
 
 
 def test_crop_context_degrades_a_larger_region_and_keeps_the_crop(

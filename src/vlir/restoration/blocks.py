@@ -15,24 +15,33 @@ from vlir.restoration.local_statistics import local_group_norm, local_mean, to_p
 
 
 class LayerNorm2d(nn.Module):
-    """Normalises each [C, H, W] map over channels *and* positions (one-group GroupNorm).
+    """Normalises each [C, H, W] map over channels *and* positions (one-group GroupNorm),
+    or with ``per_pixel`` over channels at each pixel alone (NAFNet's LayerNorm2d).
 
-    Unlike NAFNet's per-pixel LayerNorm this makes the output depend on the statistics
-    of the whole map; ``window`` (pixels of this map) limits them to a training crop's
-    extent around each position (TLC, ``local_statistics``), so a photo restores as its
-    crops trained and a tile as the whole photo would.
+    Over the whole map the output depends on the statistics of everything in it, so a
+    tile restores differently from the same pixels in the whole photo; ``window``
+    (pixels of this map) limits them to a training crop's extent around each position
+    (TLC, ``local_statistics``). Per pixel there is nothing to limit: a tile normalises
+    exactly as the whole photo does. Both keep their weights in ``norm``, so one
+    checkpoint can start the other.
     """
 
-    def __init__(self, channels: int, window: int | None = None) -> None:
+    def __init__(self, channels: int, window: int | None = None, per_pixel: bool = False) -> None:
         super().__init__()
         self.norm = nn.GroupNorm(1, channels)
         self.window = window
+        self.per_pixel = per_pixel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        norm = self.norm
+        if self.per_pixel:  # [B, C, H, W] -> [B, H, W, C] -> over C -> back
+            normed = F.layer_norm(
+                x.permute(0, 2, 3, 1), x.shape[1:2], norm.weight, norm.bias, norm.eps
+            )
+            return normed.permute(0, 3, 1, 2)
         height, width = x.shape[-2:]
         if self.window is None or (height <= self.window and width <= self.window):
-            return self.norm(x)
-        norm = self.norm
+            return norm(x)
         return local_group_norm(x, norm.weight, norm.bias, self.window, norm.eps)
 
 
@@ -67,12 +76,13 @@ class NAFBlock(nn.Module):
         *,
         modulated: bool = True,
         window: int | None = None,
+        per_pixel_norm: bool = False,
     ) -> None:
         super().__init__()
         hidden = channels * expand
         self.window = window
         """Positions the statistics cover (None: the whole map); see ``LayerNorm2d``."""
-        self.norm1 = LayerNorm2d(channels, window)
+        self.norm1 = LayerNorm2d(channels, window, per_pixel_norm)
         self.conv1 = nn.Conv2d(channels, hidden, 1)
         self.dwconv = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
         # The pooling is ``local_mean`` in forward; index 0 stays so checkpoints keep their
@@ -81,7 +91,7 @@ class NAFBlock(nn.Module):
             nn.AdaptiveAvgPool2d(1), nn.Conv2d(hidden // 2, hidden // 2, 1)
         )
         self.conv2 = nn.Conv2d(hidden // 2, channels, 1)
-        self.norm2 = LayerNorm2d(channels, window)
+        self.norm2 = LayerNorm2d(channels, window, per_pixel_norm)
         self.ffn1 = nn.Conv2d(channels, hidden, 1)
         self.ffn2 = nn.Conv2d(hidden // 2, channels, 1)
         self.modulation = ModulationFusion(prompt_dim, channels) if modulated else None
@@ -149,11 +159,18 @@ class ReferenceBlock(nn.Module):
     reference map pooled to ``grid`` x ``grid`` tokens.
     """
 
-    def __init__(self, channels: int, window: int = 3, grid: int = 8, heads: int = 4) -> None:
+    def __init__(
+        self,
+        channels: int,
+        window: int = 3,
+        grid: int = 8,
+        heads: int = 4,
+        per_pixel_norm: bool = False,
+    ) -> None:
         super().__init__()
         self.window, self.grid = window, grid
-        self.norm_x = LayerNorm2d(channels)
-        self.norm_ref = LayerNorm2d(channels)
+        self.norm_x = LayerNorm2d(channels, per_pixel=per_pixel_norm)
+        self.norm_ref = LayerNorm2d(channels, per_pixel=per_pixel_norm)
         self.query = nn.Conv2d(channels, channels, 1)
         self.key = nn.Conv2d(channels, channels, 1)
         self.value = nn.Conv2d(channels, channels, 1)

@@ -49,6 +49,11 @@ class RestorerConfig:
     """Normalisation and channel attention average over this many pixels around each
     position instead of the whole map (TLC; set it to the training crop): a photo then
     restores with the statistics its crops trained on, tiled or not. None: whole map."""
+    norm: str = "map"
+    """"map": normalise over channels and the whole map (or ``statistics_window``; the
+    shipped default); "pixel": over channels at each pixel (NAFNet), which a tile
+    computes exactly as the whole photo does. With "pixel" and a ``statistics_window``
+    only channel attention still averages over positions, within that window."""
     perception: str = "perception"
     """The perception checkpoint whose tokens this restorer was trained with."""
     perception_fingerprint: str | None = None
@@ -72,11 +77,23 @@ class RestorerConfig:
 
 class _Stage(nn.Module):
     def __init__(
-        self, channels: int, blocks: int, prompt_dim: int, modulated: bool, window: int | None
+        self,
+        channels: int,
+        blocks: int,
+        prompt_dim: int,
+        modulated: bool,
+        window: int | None,
+        per_pixel_norm: bool,
     ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            NAFBlock(channels, prompt_dim, modulated=modulated, window=window)
+            NAFBlock(
+                channels,
+                prompt_dim,
+                modulated=modulated,
+                window=window,
+                per_pixel_norm=per_pixel_norm,
+            )
             for _ in range(blocks)
         )
 
@@ -96,6 +113,9 @@ class RestorerModel(PretrainedModel):
             raise VlirError(
                 f"statistics_window must be at least 16 pixels, got {config.statistics_window}"
             )
+        if config.norm not in ("map", "pixel"):
+            raise VlirError(f'norm must be "map" or "pixel", got {config.norm!r}')
+        per_pixel = config.norm == "pixel"
         width, dim = config.width, config.token_dim
         self.intro = nn.Conv2d(3, width, 3, padding=1)
         self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
@@ -103,12 +123,12 @@ class RestorerModel(PretrainedModel):
         modulated = config.use_modulation
         for level, blocks in enumerate(config.encoder_blocks):
             window = config.window_at(level)
-            self.encoders.append(_Stage(channels, blocks, dim, modulated, window))
+            self.encoders.append(_Stage(channels, blocks, dim, modulated, window, per_pixel))
             self.downs.append(nn.Conv2d(channels, 2 * channels, 2, stride=2))
             channels *= 2
         depth = len(config.encoder_blocks)
         self.bottleneck = _Stage(
-            channels, config.bottleneck_blocks, dim, modulated, config.window_at(depth)
+            channels, config.bottleneck_blocks, dim, modulated, config.window_at(depth), per_pixel
         )
         self.prompt_encoder = QueryPromptEncoder(dim, config.prompt_queries, config.prompt_layers)
         self.degradation_block = (
@@ -126,18 +146,20 @@ class RestorerModel(PretrainedModel):
                     for i in range(len(config.encoder_blocks))
                 ],
             )
-            self.reference_block = ReferenceBlock(channels)
+            self.reference_block = ReferenceBlock(channels, per_pixel_norm=per_pixel)
         self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
         for index, blocks in enumerate(config.decoder_blocks):
             self.ups.append(nn.Sequential(nn.Conv2d(channels, 2 * channels, 1), nn.PixelShuffle(2)))
             channels //= 2
             window = config.window_at(depth - 1 - index)
-            self.decoders.append(_Stage(channels, blocks, dim, modulated, window))
+            self.decoders.append(_Stage(channels, blocks, dim, modulated, window, per_pixel))
         self.outro = nn.Conv2d(width, 3, 3, padding=1)
 
-    def with_statistics_window(self, window: int | None) -> RestorerModel:
-        """The same weights with another ``statistics_window`` (it adds no parameters)."""
-        copy = RestorerModel(replace(self.config, statistics_window=window))
+    def with_statistics(self, window: int | None, norm: str | None = None) -> RestorerModel:
+        """The same weights with another ``statistics_window`` or ``norm`` (neither adds
+        parameters): how trained weights behave under the other statistics."""
+        changes = {"statistics_window": window} | ({"norm": norm} if norm else {})
+        copy = RestorerModel(replace(self.config, **changes))
         copy.load_state_dict(self.state_dict())
         return copy.train(self.training)
 

@@ -243,11 +243,21 @@ def train(recipe: RestorerRecipe) -> Path:
         **{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.model.items()},
     )
     model = RestorerModel(config).to(dist_info.device)
+    start = None
     if recipe.init and not (out / "checkpoint.pt").exists():
-        dropped = load_matching(model, RestorerModel.from_pretrained(recipe.init).state_dict())
+        start = RestorerModel.from_pretrained(recipe.init)
+        dropped = load_matching(model, start.state_dict())
         if dropped and dist_info.main:
             print(f"init {recipe.init}: left out {len(dropped)} tensors of switched-off parts")
     encoders = Encoders.of(config, dist_info.device)
+    starting_tokens = start.config.perception_fingerprint if start is not None else None
+    if starting_tokens not in (None, encoders.fingerprint) and dist_info.main:
+        # allowed (re-conditioning on a new perception), but never by accident
+        print(
+            f"init {recipe.init} was trained on the tokens of perception "
+            f"{start.config.perception!r}; this run conditions on {recipe.perception!r}, "
+            f"whose tokens differ (--set perception={start.config.perception} keeps them)"
+        )
     model.config = dataclasses.replace(config, perception_fingerprint=encoders.fingerprint)
     images = CleanImages(recipe.data, None, load_captions(recipe.captions))
     train_ids, _ = split_holdout(len(images), recipe.holdout)
