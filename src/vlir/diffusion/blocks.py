@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import nn
 
+from vlir.restoration.blocks import channel_norm
+
 
 class ChannelNorm(nn.Module):
     """LayerNorm over channels at each pixel (NAFNet's LayerNorm2d): tile-independent."""
@@ -22,8 +24,7 @@ class ChannelNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, C, H, W]
-        x = F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias)
-        return x.permute(0, 3, 1, 2)
+        return channel_norm(x, self.weight, self.bias)
 
 
 class TimeEmbedding(nn.Module):

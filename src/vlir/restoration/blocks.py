@@ -14,6 +14,15 @@ from torch import nn
 from vlir.restoration.local_statistics import local_group_norm, local_mean, to_pixels
 
 
+def channel_norm(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
+    """LayerNorm of x [B, C, H, W] over channels at each pixel (NAFNet's LayerNorm2d):
+    nothing outside a pixel enters its output, so tiles normalise as the whole map."""
+    normed = F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], weight, bias, eps)
+    return normed.permute(0, 3, 1, 2)
+
+
 class LayerNorm2d(nn.Module):
     """Normalises each [C, H, W] map over channels *and* positions (one-group GroupNorm),
     or with ``per_pixel`` over channels at each pixel alone (NAFNet's LayerNorm2d).
@@ -34,11 +43,8 @@ class LayerNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         norm = self.norm
-        if self.per_pixel:  # [B, C, H, W] -> [B, H, W, C] -> over C -> back
-            normed = F.layer_norm(
-                x.permute(0, 2, 3, 1), x.shape[1:2], norm.weight, norm.bias, norm.eps
-            )
-            return normed.permute(0, 3, 1, 2)
+        if self.per_pixel:
+            return channel_norm(x, norm.weight, norm.bias, norm.eps)
         height, width = x.shape[-2:]
         if self.window is None or (height <= self.window and width <= self.window):
             return norm(x)
