@@ -9,7 +9,7 @@ Each window is tried with each ``--norms`` (``map``: the model's normalisation o
 channels and positions; ``pixel``: NAFNet's per pixel, on the same weights).
 
     python benchmarks/statistics_window.py [--model restorer] [--windows none,128,256,384]
-        [--norms map,pixel] [--analyzer perception|model|PATH]
+        [--norms map,pixel (default: the model's own)] [--analyzer perception|model|PATH]
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="restorer")
     parser.add_argument("--windows", default="none,128,256,384")
-    parser.add_argument("--norms", default="map")
+    parser.add_argument(
+        "--norms", default=None, help="comma-separated map,pixel; default: the model's own"
+    )
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument(
         "--analyzer",
@@ -70,10 +72,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     windows = [None if w == "none" else int(w) for w in args.windows.split(",")]
-    variants = [(norm, window) for norm in args.norms.split(",") for window in windows]
     analyzer = None if args.analyzer == "model" else args.analyzer
     restorer = Restorer.from_pretrained(args.model, analyzer=analyzer)
     base = restorer.model
+    norms = args.norms.split(",") if args.norms else [base.config.norm]
+    variants = [(norm, window) for norm in norms for window in windows]
     held = held_out_photos()
     print("held-out BSD400: input", f"{np.mean([psnr(d, c) for c, d in held]):.2f}")
     photo = data.astronaut().astype(np.float32) / 255
