@@ -246,6 +246,14 @@ def restore(
     tile: Annotated[
         int | None, typer.Option("--tile", help="Tile size in pixels (default: automatic).")
     ] = None,
+    gather: Annotated[
+        int,
+        typer.Option(
+            "--gather",
+            help="Tiled: passes that first gather the whole photo's statistics, so tiles "
+            "restore as the untiled photo would (0: each tile its own, faster).",
+        ),
+    ] = 1,
     model: Annotated[
         str,
         typer.Option(
@@ -275,6 +283,8 @@ def restore(
         raise VlirError(f"--strength must be between 0 and 2, got {strength}")
     if tile is not None and tile < 64:
         raise VlirError(f"--tile must be at least 64 pixels, got {tile}")
+    if not 0 <= gather <= 4:
+        raise VlirError(f"--gather must be between 0 and 4, got {gather}")
     if steps is not None and not 1 <= steps <= 1000:
         raise VlirError(f"--steps must be between 1 and 1000, got {steps}")
     pairs = plan_outputs(expand_inputs(inputs), output, overwrite=overwrite)
@@ -293,6 +303,7 @@ def restore(
             reference=reference_rgb,
             strength=strength,
             tile=tile,
+            gather=gather,
             refine=refine,
             steps=steps,
             seed=seed,

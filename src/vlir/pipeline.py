@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ from vlir.perception import Analysis, PerceptionModel, analyze, load_perception
 from vlir.perception.model import Perception
 from vlir.restoration import RestorerModel, make_conditioning, semantic_tower
 from vlir.restoration.network import RestorerConfig
+from vlir.restoration.photo_statistics import gather_photo_statistics
 from vlir.text import TextEncoder, TextEncoding, load_text_encoder
 from vlir.tiling import restore_tiled
 
@@ -200,13 +202,17 @@ class Restorer:
         reference: np.ndarray | torch.Tensor | None = None,
         strength: float = 1.0,
         tile: int | None = None,
+        gather: int = 1,
         refine: bool = False,
         steps: int | None = None,
         seed: int = 0,
     ) -> Restoration:
-        """``refine``: walk ``steps`` diffusion steps from the restored image (``seed`` fixes
-        the noise, so the same call gives the same pixels). A diffusion restorer always
-        samples, ``steps`` of it (default: its config's)."""
+        """``gather``: passes over the tiles that gather the whole photo's statistics before
+        the restoring pass, so tiles restore as the untiled photo would (0: each tile uses
+        its own; each pass costs one restoring pass; see ``photo_statistics``). ``refine``:
+        walk ``steps`` diffusion steps from the restored image (``seed`` fixes the noise, so
+        the same call gives the same pixels). A diffusion restorer always samples, ``steps``
+        of it (default: its config's)."""
         start = time.perf_counter()
         diffusion = self.model is None
         if diffusion:
@@ -216,6 +222,8 @@ class Restorer:
                 raise VlirError("this model takes no restoration prompt (it is blind)")
         if reference is not None and not self.reads_reference:
             raise VlirError("this model takes no reference photo (it has no reference block)")
+        if gather < 0:
+            raise VlirError(f"gather must be 0 or more passes, got {gather}")
         steps = 1 if steps is None else steps
         if refine and steps < 1:
             raise VlirError(f"steps must be at least 1 (got {steps})")
@@ -261,13 +269,18 @@ class Restorer:
         if self.model is None:
             restored = pixels  # a diffusion restorer starts from the input itself
         else:
-            restored = restore_tiled(
-                pixels,
-                run,
-                tile=tile_size if use_tiles else max(height, width),
-                overlap=tile_overlap(self.model.config),
-                multiple=self.model.config.multiple,
-            )
+            layout = {
+                "tile": tile_size if use_tiles else max(height, width),
+                "overlap": tile_overlap(self.model.config),
+                "multiple": self.model.config.multiple,
+            }
+            shared: AbstractContextManager = nullcontext()  # each tile its own statistics
+            several = height > layout["tile"] or width > layout["tile"]
+            # (windowed statistics are a tile's own by design: nothing to share)
+            if gather > 0 and several and self.model.config.statistics_window is None:
+                shared = gather_photo_statistics(pixels, run, **layout, passes=gather).active()
+            with shared:
+                restored = restore_tiled(pixels, run, **layout)
         if refine:
             restored = self._refine(
                 pixels, restored, conditioning, semantic_encoded, steps, seed, use_tiles, tile_size

@@ -9,6 +9,8 @@ reflection to the network's size multiple.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +43,42 @@ def _starts(length: int, tile: int, step: int) -> list[int]:
     return sorted({*range(0, length - tile, step), length - tile})
 
 
+def _owned(starts: list[int], tile: int, length: int) -> list[tuple[int, int]]:
+    """Each tile's share of [0, length) along one axis, cut at the middle of every overlap
+    (tiles then partition the image), in the tile's own coordinates."""
+    middles = [(here + tile + after) // 2 for here, after in pairwise(starts)]
+    cuts = [0, *middles, length]
+    return [(cuts[i] - start, cuts[i + 1] - start) for i, start in enumerate(starts)]
+
+
+@dataclass(frozen=True)
+class Tile:
+    y: int
+    x: int
+    owned: tuple[int, int, int, int]
+    """(top, bottom, left, right) of the pixels no other tile owns, in the tile's frame."""
+    first_row: bool
+    last_row: bool
+    first_column: bool
+    last_column: bool
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
+    """The overlapping tiles ``restore_tiled`` cuts an image into, row by row."""
+    ys, xs = _starts(height, tile, tile - overlap), _starts(width, tile, tile - overlap)
+    rows, columns = _owned(ys, tile, height), _owned(xs, tile, width)
+    return [
+        Tile(y, x, (*rows[i], *columns[j]), i == 0, i == len(ys) - 1, j == 0, j == len(xs) - 1)
+        for i, y in enumerate(ys)
+        for j, x in enumerate(xs)
+    ]
+
+
+def effective_overlap(tile: int, overlap: int) -> int:
+    """The overlap ``restore_tiled`` uses: at most a quarter of the tile."""
+    return min(overlap, tile // 4)
+
+
 def restore_tiled(
     image: torch.Tensor,
     restore: Callable[[torch.Tensor, tuple[int, int]], torch.Tensor],
@@ -59,23 +97,21 @@ def restore_tiled(
     if height <= tile and width <= tile:
         padded, (h, w) = pad_to_multiple(image, multiple)
         return restore(padded, (0, 0))[..., :h, :w]
-    overlap = min(overlap, tile // 4)
-    step = tile - overlap
+    overlap = effective_overlap(tile, overlap)
     output: torch.Tensor | None = None
     total = torch.zeros(1, 1, height, width, dtype=torch.float32)
-    ys, xs = _starts(height, tile, step), _starts(width, tile, step)
-    for y in ys:
-        for x in xs:
-            patch = image[..., y : y + tile, x : x + tile]
-            padded, (h, w) = pad_to_multiple(patch, multiple)
-            restored = restore(padded, (y, x))[..., :h, :w].float().cpu()
-            if output is None:
-                output = torch.zeros(1, restored.shape[1], height, width, dtype=torch.float32)
-            weight = (
-                _ramp(h, overlap, y == ys[0], y == ys[-1])[:, None]
-                * _ramp(w, overlap, x == xs[0], x == xs[-1])[None, :]
-            )
-            output[..., y : y + h, x : x + w] += restored * weight
-            total[..., y : y + h, x : x + w] += weight
+    for part in tile_grid(height, width, tile, overlap):
+        y, x = part.y, part.x
+        patch = image[..., y : y + tile, x : x + tile]
+        padded, (h, w) = pad_to_multiple(patch, multiple)
+        restored = restore(padded, (y, x))[..., :h, :w].float().cpu()
+        if output is None:
+            output = torch.zeros(1, restored.shape[1], height, width, dtype=torch.float32)
+        weight = (
+            _ramp(h, overlap, part.first_row, part.last_row)[:, None]
+            * _ramp(w, overlap, part.first_column, part.last_column)[None, :]
+        )
+        output[..., y : y + h, x : x + w] += restored * weight
+        total[..., y : y + h, x : x + w] += weight
     assert output is not None  # at least one tile
     return output / total.clamp_min(1e-8)

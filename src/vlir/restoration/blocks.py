@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vlir.restoration.local_statistics import local_group_norm, local_mean, to_pixels
+from vlir.restoration.photo_statistics import active_statistics
 
 
 def channel_norm(
@@ -28,11 +29,12 @@ class LayerNorm2d(nn.Module):
     or with ``per_pixel`` over channels at each pixel alone (NAFNet's LayerNorm2d).
 
     Over the whole map the output depends on the statistics of everything in it, so a
-    tile restores differently from the same pixels in the whole photo; ``window``
-    (pixels of this map) limits them to a training crop's extent around each position
-    (TLC, ``local_statistics``). Per pixel there is nothing to limit: a tile normalises
-    exactly as the whole photo does. Both keep their weights in ``norm``, so one
-    checkpoint can start the other.
+    tile restores differently from the same pixels in the whole photo unless the photo's
+    statistics are shared with it (``photo_statistics``); ``window`` (pixels of this map)
+    instead limits them to a training crop's extent around each position (TLC,
+    ``local_statistics``). Per pixel there is nothing to limit: a tile normalises exactly
+    as the whole photo does. All keep their weights in ``norm``, so one checkpoint can
+    start another.
     """
 
     def __init__(self, channels: int, window: int | None = None, per_pixel: bool = False) -> None:
@@ -45,8 +47,23 @@ class LayerNorm2d(nn.Module):
         norm = self.norm
         if self.per_pixel:
             return channel_norm(x, norm.weight, norm.bias, norm.eps)
+        if self.window is None:
+            statistics = active_statistics()
+            if statistics is None:
+                return norm(x)
+            # [B, 2, H, W]: the mean and mean square over channels at each pixel
+            moments = torch.cat([x.mean(1, keepdim=True), x.square().mean(1, keepdim=True)], 1)
+            mean, mean_square = statistics.mean(self, moments).double().unbind(1)  # [B, 1, 1]
+            own_mean, own_square = moments.double().mean(dim=(-2, -1)).unbind(1)
+            # Never a smaller spread than the tile's own: a deep site's photo statistics were
+            # gathered under other shallow ones and can fall short, and the blocks' gates
+            # multiply features, so an under-normalised tile grows without bound (to NaN).
+            variance = torch.maximum(mean_square - mean.square(), own_square - own_mean.square())
+            scale = torch.rsqrt(variance.clamp_min(0) + norm.eps).to(x.dtype)[:, None]
+            normed = (x - mean.to(x.dtype)[:, None]) * scale
+            return normed * norm.weight[:, None, None] + norm.bias[:, None, None]
         height, width = x.shape[-2:]
-        if self.window is None or (height <= self.window and width <= self.window):
+        if height <= self.window and width <= self.window:
             return norm(x)
         return local_group_norm(x, norm.weight, norm.bias, self.window, norm.eps)
 
@@ -111,7 +128,10 @@ class NAFBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, prompt_vector: torch.Tensor | None) -> torch.Tensor:
         y = self.simple_gate(self.dwconv(self.conv1(self.norm1(x))))
-        pooled = local_mean(y, self.window)  # [B, C, 1, 1], or a grid of window means
+        statistics = active_statistics() if self.window is None else None
+        # [B, C, 1, 1] over the map (or the whole photo it is a tile of), or a grid of
+        # window means
+        pooled = local_mean(y, self.window) if statistics is None else statistics.mean(self, y)
         attention = self.channel_attention[1](pooled)  # 1x1: the same on the grid or pixels
         y = self.conv2(y * to_pixels(attention, y.shape[-2:]))
         if self.modulation is not None:
