@@ -6,10 +6,13 @@
 3. Tiled (256 px) vs untiled agreement on the 512x512 astronaut with sigma-25 noise.
 
 Each window is tried with each ``--norms`` (``map``: the model's normalisation over
-channels and positions; ``pixel``: NAFNet's per pixel, on the same weights).
+channels and positions; ``pixel``: NAFNet's per pixel, on the same weights). Tiles use
+their own statistics (``--gather 0``, the measure these windows were chosen by); with
+``--gather N`` whole-map variants first gather the photo's (``benchmarks/tiling.py``).
 
     python benchmarks/statistics_window.py [--model restorer] [--windows none,128,256,384]
         [--norms map,pixel (default: the model's own)] [--analyzer perception|model|PATH]
+        [--gather 0]
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ def main() -> None:
         help="perception that reads the photos: the shipped one by default, as in "
         "Restorer.from_pretrained; 'model' for the restorer's own",
     )
+    parser.add_argument("--gather", type=int, default=0)
     args = parser.parse_args()
     windows = [None if w == "none" else int(w) for w in args.windows.split(",")]
     analyzer = None if args.analyzer == "model" else args.analyzer
@@ -84,8 +88,10 @@ def main() -> None:
     for variant in variants:
         use(restorer, base, variant)
         whole = np.mean([psnr(restorer(d, tile=512).image, c) for c, d in held])
-        tiled = np.mean([psnr(restorer(d, tile=160).image, c) for c, d in held])
-        agree = psnr(restorer(noisy, tile=256).image, restorer(noisy, tile=512).image)
+        tiled = np.mean([psnr(restorer(d, tile=160, gather=args.gather).image, c) for c, d in held])
+        agree = psnr(
+            restorer(noisy, tile=256, gather=args.gather).image, restorer(noisy, tile=512).image
+        )
         print(
             f"{label(variant)}: held-out whole {whole:.2f}, tiled {tiled:.2f}; "
             f"tiled vs untiled {agree:.1f} dB",
