@@ -64,6 +64,8 @@ class Restoration:
     """Restored by diffusion sampling alone (no restorer)."""
     reference: bool | None = None
     """Whether a reference photo was used; None: the model has no reference block."""
+    gathered: int = 0
+    """Passes that gathered the photo's statistics over its tiles (0: none, or untiled)."""
 
     def report(self) -> str:
         found = (
@@ -82,6 +84,9 @@ class Restoration:
             refined += "; reference: " + (
                 "given" if self.reference else "none (the reference block is skipped)"
             )
+        if self.gathered:
+            refined += f"; in tiles, with the photo's statistics ({self.gathered} gathering"
+            refined += " pass)" if self.gathered == 1 else " passes)"
         return f"found: {found}; did ({mode}): {self.prompt}{refined}"
 
 
@@ -266,6 +271,7 @@ class Restorer:
                 condition = make_conditioning(perception, encoded, semantic_encoded, None, part)
             return self.model(patch, condition)
 
+        gathered = 0
         if self.model is None:
             restored = pixels  # a diffusion restorer starts from the input itself
         else:
@@ -279,6 +285,7 @@ class Restorer:
             # (windowed statistics are a tile's own by design: nothing to share)
             if gather > 0 and several and self.model.config.statistics_window is None:
                 shared = gather_photo_statistics(pixels, run, **layout, passes=gather).active()
+                gathered = gather
             with shared:
                 restored = restore_tiled(pixels, run, **layout)
         if refine:
@@ -298,6 +305,7 @@ class Restorer:
             seed if refine else None,
             diffusion,
             (reference is not None) if self.reads_reference else None,
+            gathered,
         )
 
     def _refine(
