@@ -3,7 +3,9 @@
 Each tile is restored on its own (with the whole image's conditioning) and
 written back weighted by a ramp that falls to ~0 at the tile's inner edges, so
 seams vanish; weights are normalised by their sum. Tiles are padded by
-reflection to the network's size multiple.
+reflection to the network's size multiple. Cut at the middle of every overlap,
+the tiles also partition the image: what each alone owns is where photo-wide
+statistics are summed (``vlir.restoration.photo_statistics``).
 """
 
 from __future__ import annotations
