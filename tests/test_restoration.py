@@ -127,6 +127,15 @@ def test_tiling_matches_untiled() -> None:
     assert torch.allclose(pointwise, image * 2, atol=1e-6)
 
 
+def wake(model: RestorerModel) -> None:
+    """Random residual scales and norm weights: NAF blocks start as the identity, and an
+    identity network cannot show how tiles and statistics differ."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(("alpha", "beta")) or "norm" in name:
+                parameter.normal_(0.5, 0.2)
+
+
 @pytest.fixture
 def tiny_checkpoints(tmp_path: Path) -> Path:
     torch.manual_seed(0)  # the same random weights every run
@@ -191,10 +200,7 @@ def test_pipeline_tiles_share_the_photo_statistics(
 
     model = RestorerModel.from_pretrained(tiny_checkpoints)
     torch.manual_seed(0)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name.endswith(("alpha", "beta")) or "norm" in name:
-                parameter.normal_(0.5, 0.2)  # blocks start as the identity: wake them
+    wake(model)
     model.save_pretrained(tmp_path / "awake")
     restorer = Restorer.from_pretrained(tmp_path / "awake")
     halves = photo.copy()
@@ -482,10 +488,8 @@ def test_statistics_window_makes_tiles_agree_with_the_whole() -> None:
     for norm, window in (("map", None), ("map", 32), ("pixel", None), ("pixel", 32)):
         config = dataclasses.replace(TINY, statistics_window=window, norm=norm)
         model = RestorerModel(config).eval()
+        wake(model)
         with torch.no_grad():
-            for name, parameter in model.named_parameters():
-                if name.endswith(("alpha", "beta")) or "norm" in name:
-                    parameter.normal_(0.5, 0.2)  # blocks start as the identity: wake them
 
             def run(patch: torch.Tensor, corner: tuple[int, int], m=model) -> torch.Tensor:
                 return m(patch, condition)
@@ -534,10 +538,8 @@ def test_photo_statistics_make_tiles_restore_as_the_whole_photo() -> None:
     image[..., 64:] = image[..., 64:] * 0.2 + 0.7  # halves with different statistics
     condition = conditioning(batch=1)
     model = RestorerModel(TINY).eval()
+    wake(model)
     with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name.endswith(("alpha", "beta")) or "norm" in name:
-                parameter.normal_(0.5, 0.2)  # blocks start as the identity: wake them
 
         def run(patch: torch.Tensor, corner: tuple[int, int]) -> torch.Tensor:
             return model(patch, condition)
