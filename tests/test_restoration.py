@@ -170,6 +170,30 @@ def test_restorer_pipeline(tiny_checkpoints: Path, photo: np.ndarray) -> None:
     assert "reference: given" in guided.report()
 
 
+def test_pipeline_deconvolves_motion_blur_it_is_asked_to_remove(
+    tiny_checkpoints: Path, photo: np.ndarray
+) -> None:
+    """ "remove motion blur" alone: the restorer has nothing left to do, the kernel is
+    estimated from the photo and divided out; with other ops the restorer does those
+    first; ``deconvolve=False`` leaves the blur to the restorer."""
+    from vlir.deconvolution import estimate_motion_kernel, wiener_deconvolve
+    from vlir.pipeline import Restorer
+
+    restorer = Restorer.from_pretrained(tiny_checkpoints)
+    alone = restorer(photo, prompt="remove motion blur")
+    assert alone.kernel is not None and alone.kernel.shape == (35, 35)
+    assert "motion blur by deconvolution (a 35x35 kernel estimated)" in alone.report()
+    expected = np.clip(wiener_deconvolve(photo, estimate_motion_kernel(photo)), 0, 1)
+    assert np.allclose(alone.image, expected, atol=1e-5)
+    stated = restorer(photo, prompt="remove motion blur with length 40 and angle 0")
+    assert stated.kernel is not None and stated.kernel.shape == (55, 55)
+    both = restorer(photo, prompt="denoise; remove motion blur")
+    assert both.kernel is None and "deconvolution" not in both.report()
+    left = restorer(photo, prompt="remove motion blur", deconvolve=False)
+    assert left.kernel is None and "deconvolution" not in left.report()
+    assert restorer(photo, prompt="denoise").kernel is None
+
+
 def test_a_tile_is_never_normalised_by_less_than_its_own_spread() -> None:
     """Under shared photo statistics a map norm scales a tile by the photo's spread, but a
     tile spread wider than the photo's is scaled by its own (stale deep statistics must
@@ -251,6 +275,7 @@ def test_restore_cli(tiny_checkpoints: Path, tmp_path: Path, photo: np.ndarray) 
             str(tmp_path / "out"),
             "--prompt",
             "denoise",
+            "--no-deconvolve",
         ],
         capture_output=True,
         text=True,

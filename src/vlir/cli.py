@@ -254,6 +254,14 @@ def restore(
             "restore as the untiled photo would (0: each tile its own, faster).",
         ),
     ] = 1,
+    deconvolve: Annotated[
+        bool,
+        typer.Option(
+            "--deconvolve/--no-deconvolve",
+            help="Remove motion blur by estimating its kernel and dividing it out (default); "
+            "--no-deconvolve leaves it to the restorer.",
+        ),
+    ] = True,
     model: Annotated[
         str,
         typer.Option(
@@ -307,6 +315,7 @@ def restore(
             refine=refine,
             steps=steps,
             seed=seed,
+            deconvolve=deconvolve,
         )
         save_image(dst, image.with_rgb(result.image), overwrite=overwrite)
         out.print(f"{dst}: {result.report()}", markup=False, highlight=False)

@@ -1,0 +1,62 @@
+"""Convolution as multiplication: kernels to transfer functions, and the Wiener inverse."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+
+WIENER_BALANCE = 0.01
+"""Noise-to-signal balance of the inverse: the best of those tried on BSD400 photos
+blurred with the engine's motion kernels (0.003 rings, 0.03 leaves blur)."""
+
+
+def psf_to_otf(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The kernel's transfer function [H, W // 2 + 1] (real FFT) for an image of ``shape``:
+    zero-padded with its centre moved to the origin, so filtering does not shift."""
+    padded = np.zeros(shape, np.float32)
+    kh, kw = kernel.shape
+    padded[:kh, :kw] = kernel
+    padded = np.roll(padded, (-(kh // 2), -(kw // 2)), axis=(0, 1))
+    return scipy.fft.rfft2(padded)
+
+
+def wiener_deconvolve(
+    image: np.ndarray, kernel: np.ndarray, balance: float = WIENER_BALANCE
+) -> np.ndarray:
+    """Undo ``convolve(image, kernel)``: [H, W] or [H, W, C] float in, the same shape out.
+
+    The result is aligned on the kernel's centre of mass (a kernel is known only up to a
+    shift; the engine centres its camera paths the same way), by a phase, not by resampling
+    the kernel. The photo is mirrored outwards by the kernel's size so its borders do not wrap into
+    each other. Every frequency but the mean is damped by ``balance``: the mean passes
+    untouched (a kernel sums to one), so a photo deconvolved with a point keeps its tone.
+    One channel at a time, in single precision: a 12-megapixel photo needs ~0.2 GB.
+    """
+    margin = max(kernel.shape)
+    planar = image[..., None] if image.ndim == 2 else image
+    height, width = planar.shape[:2]
+    shape = (height + 2 * margin, width + 2 * margin)
+    otf = psf_to_otf(kernel.astype(np.float32), shape)  # [H', W'/2+1]
+    otf = otf * _phase_to_centre(kernel, shape)
+    damping = np.full(otf.shape, balance, np.float32)
+    damping[0, 0] = 0.0
+    inverse = np.conj(otf) / (np.abs(otf) ** 2 + damping)
+    out = np.empty(planar.shape, np.float32)
+    for channel in range(planar.shape[2]):
+        padded = np.pad(planar[..., channel].astype(np.float32), margin, mode="symmetric")
+        spectrum = scipy.fft.rfft2(padded) * inverse
+        restored = scipy.fft.irfft2(spectrum, s=shape)
+        out[..., channel] = restored[margin : margin + height, margin : margin + width]
+    return out[..., 0] if image.ndim == 2 else out
+
+
+def _phase_to_centre(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """exp(2 pi i f . offset) [H, W // 2 + 1]: shifting the kernel by minus its centre of
+    mass's offset from the middle pixel, at any fraction of a pixel."""
+    total = float(kernel.sum())
+    rows, cols = np.mgrid[: kernel.shape[0], : kernel.shape[1]]
+    offset_y = float((kernel * rows).sum()) / total - kernel.shape[0] // 2
+    offset_x = float((kernel * cols).sum()) / total - kernel.shape[1] // 2
+    freq_y = scipy.fft.fftfreq(shape[0])[:, None]
+    freq_x = scipy.fft.rfftfreq(shape[1])[None, :]
+    return np.exp(2j * np.pi * (freq_y * offset_y + freq_x * offset_x)).astype(np.complex64)
