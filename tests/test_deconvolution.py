@@ -74,6 +74,7 @@ def test_a_kernel_estimated_from_the_blurred_photo_alone_deblurs_it(
     assert psnr(restored, sharp) > psnr(blurred, sharp) + 2
     with pytest.raises(ValueError, match="odd"):
         estimate_motion_kernel(blurred, 34)
+    assert estimate_motion_kernel(blurred, 3).shape == (3, 3)  # one scale only
 
 
 def test_a_large_photo_is_read_through_its_busiest_window(sharp: np.ndarray) -> None:

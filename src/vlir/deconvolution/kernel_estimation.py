@@ -64,11 +64,9 @@ def estimate_motion_kernel(
     grey = _window_with_most_edges(grey.astype(np.float32), ESTIMATION_SIDE)
     if float(np.ptp(grey)) < 1e-3:  # a flat photo says nothing about its blur
         return _point(size)
-    sides = []
-    side = size
-    while side > 5:
-        sides.append(side)
-        side = int(side / scale_step) | 1
+    sides = [size]  # the finest scale, then coarser ones down to a 7-pixel kernel
+    while (coarser := int(sides[-1] / scale_step) | 1) > 5 and coarser < sides[-1]:
+        sides.append(coarser)
     kernel: np.ndarray | None = None
     latent: np.ndarray | None = None
     for side in reversed(sides):  # coarse to fine
