@@ -183,6 +183,7 @@ def test_pipeline_deconvolves_motion_blur_it_is_asked_to_remove(
     alone = restorer(photo, prompt="remove motion blur")
     assert alone.kernel is not None and alone.kernel.shape == (35, 35)
     assert "motion blur by deconvolution (a 35x35 kernel estimated)" in alone.report()
+    assert "reference" not in alone.report()  # the restorer (and its reference block) idle
     expected = np.clip(wiener_deconvolve(photo, estimate_motion_kernel(photo)), 0, 1)
     assert np.allclose(alone.image, expected, atol=1e-5)
     stated = restorer(photo, prompt="remove motion blur with length 40 and angle 0")

@@ -342,7 +342,7 @@ class Restorer:
             steps if refine else 0,
             seed if refine else None,
             diffusion,
-            (reference is not None) if self.reads_reference else None,
+            (reference is not None) if self.reads_reference and kernel is None else None,
             gathered,
             kernel,
         )
