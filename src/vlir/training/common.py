@@ -272,10 +272,14 @@ def batch_stream(dataset: BatchStream, workers: int) -> Iterator[Any]:
     """``dataset``'s batches, drawn here (``workers`` 0) or by that many processes ahead."""
     if workers == 0:
         return iter(dataset)
+    # Spawned, not forked: a fork copies OpenCV's and PyTorch's thread pools' locks, held or
+    # not, and the worker's cv2.setNumThreads then waits forever on one the parent held
+    # (it hung the test suite once the parent had run OpenCV's threaded filters).
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=None,
         num_workers=workers,
+        multiprocessing_context="spawn",
         pin_memory=torch.cuda.is_available(),
         prefetch_factor=4,
         persistent_workers=True,
