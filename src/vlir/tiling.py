@@ -39,10 +39,12 @@ def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tens
     return weight
 
 
-def _starts(length: int, tile: int, step: int) -> list[int]:
-    if length <= tile:
+def window_starts(length: int, window: int, step: int) -> list[int]:
+    """Where windows of ``window`` pixels start along an axis of ``length``: every ``step``,
+    the last flush with the far edge (one at 0 when the axis is no longer than a window)."""
+    if length <= window:
         return [0]
-    return sorted({*range(0, length - tile, step), length - tile})
+    return sorted({*range(0, length - window, step), length - window})
 
 
 def _owned(starts: list[int], tile: int, length: int) -> list[tuple[int, int]]:
@@ -67,7 +69,8 @@ class Tile:
 
 def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
     """The overlapping tiles ``restore_tiled`` cuts an image into, row by row."""
-    ys, xs = _starts(height, tile, tile - overlap), _starts(width, tile, tile - overlap)
+    step = tile - overlap
+    ys, xs = window_starts(height, tile, step), window_starts(width, tile, step)
     rows, columns = _owned(ys, tile, height), _owned(xs, tile, width)
     return [
         Tile(y, x, (*rows[i], *columns[j]), i == 0, i == len(ys) - 1, j == 0, j == len(xs) - 1)

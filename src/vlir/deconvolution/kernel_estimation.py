@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from vlir.deconvolution.fourier import psf_to_otf
+from vlir.tiling import window_starts
 
 LARGEST_KERNEL = 35
 """Kernel side when nothing says how long the blur is: the engine's longest path (31
@@ -104,8 +105,8 @@ def _window_with_most_edges(grey: np.ndarray, side: int) -> np.ndarray:
     integral = cv2.integral(energy.astype(np.float64))  # [H+1, W+1]
     window_h, window_w = min(side, height), min(side, width)
     best, best_corner = -1.0, (0, 0)
-    for y in _starts(height, window_h):
-        for x in _starts(width, window_w):
+    for y in window_starts(height, window_h, max(1, window_h // 2)):
+        for x in window_starts(width, window_w, max(1, window_w // 2)):
             total = (
                 integral[y + window_h, x + window_w]
                 - integral[y, x + window_w]
@@ -116,11 +117,6 @@ def _window_with_most_edges(grey: np.ndarray, side: int) -> np.ndarray:
                 best, best_corner = total, (y, x)
     y, x = best_corner
     return grey[y : y + window_h, x : x + window_w]
-
-
-def _starts(length: int, window: int) -> list[int]:
-    """Window starts every half window, the last flush with the far edge."""
-    return sorted({*range(0, length - window + 1, max(1, window // 2)), length - window})
 
 
 def _point(side: int) -> np.ndarray:
