@@ -242,3 +242,11 @@ def test_checkpoints_as_methods(tmp_path: Path) -> None:
         get_method(str(tmp_path / "p"))
     with pytest.raises(VlirError, match="not a baseline"):
         get_method("no-such-method")
+
+
+def test_a_mean_psnr_stays_finite_where_an_output_is_exact() -> None:
+    from vlir.evaluation.runner import PSNR_CAP, MethodResult
+
+    result = MethodResult("m", False, [{"psnr": float("inf")}, {"psnr": 30.0}, {"psnr": None}])
+    assert result.mean("psnr") == pytest.approx((PSNR_CAP + 30.0) / 2)
+    assert MethodResult("m", False, [{"ssim": 0.5}, {"ssim": 1.0}]).mean("ssim") == 0.75

@@ -170,29 +170,48 @@ def test_restorer_pipeline(tiny_checkpoints: Path, photo: np.ndarray) -> None:
     assert "reference: given" in guided.report()
 
 
-def test_pipeline_deconvolves_motion_blur_it_is_asked_to_remove(
+def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     tiny_checkpoints: Path, photo: np.ndarray
 ) -> None:
-    """ "remove motion blur" alone: the restorer has nothing left to do, the kernel is
-    estimated from the photo and divided out; with other ops the restorer does those
-    first; ``deconvolve=False`` leaves the blur to the restorer."""
-    from vlir.deconvolution import estimate_motion_kernel, wiener_deconvolve
+    """ "remove motion blur" (or defocus) alone: the restorer has nothing left to do, the
+    kernel is estimated from the photo and divided out; with other ops the restorer does
+    them all; ``deconvolve=False`` leaves the blur to the restorer; a sharp photo is kept."""
+    from vlir.deconvolution import (
+        WIENER_BALANCE_BY_BLUR,
+        estimate_blur_kernel,
+        kernel_spread,
+        wiener_deconvolve,
+    )
+    from vlir.degradations import get_op
     from vlir.pipeline import Restorer
 
     restorer = Restorer.from_pretrained(tiny_checkpoints)
-    alone = restorer(photo, prompt="remove motion blur")
+    shake = get_op("motion_blur")
+    shaken = shake.apply(photo, shake.params_type(length=9, angle=30, seed=3))
+    alone = restorer(shaken, prompt="remove motion blur")
     assert alone.kernel is not None and alone.kernel.shape == (35, 35)
-    assert "motion blur by deconvolution (a 35x35 kernel estimated)" in alone.report()
+    assert kernel_spread(alone.kernel) > 1
+    assert "blur by deconvolution (a 35x35 kernel estimated)" in alone.report()
     assert "reference" not in alone.report()  # the restorer (and its reference block) idle
-    expected = np.clip(wiener_deconvolve(photo, estimate_motion_kernel(photo)), 0, 1)
+    expected = np.clip(wiener_deconvolve(shaken, estimate_blur_kernel(shaken)), 0, 1)
     assert np.allclose(alone.image, expected, atol=1e-5)
-    stated = restorer(photo, prompt="remove motion blur with length 40 and angle 0")
+    stated = restorer(shaken, prompt="remove motion blur with length 40 and angle 0")
     assert stated.kernel is not None and stated.kernel.shape == (55, 55)
-    both = restorer(photo, prompt="denoise; remove motion blur")
+    both = restorer(shaken, prompt="denoise; remove motion blur")
     assert both.kernel is None and "deconvolution" not in both.report()
-    left = restorer(photo, prompt="remove motion blur", deconvolve=False)
+    left = restorer(shaken, prompt="remove motion blur", deconvolve=False)
     assert left.kernel is None and "deconvolution" not in left.report()
-    assert restorer(photo, prompt="denoise").kernel is None
+    assert restorer(shaken, prompt="denoise").kernel is None
+    defocus = get_op("defocus")
+    blurred = defocus.apply(photo, defocus.params_type(radius=2.5))
+    disk = restorer(blurred, prompt="remove defocus blur with radius 2.5")
+    balance = WIENER_BALANCE_BY_BLUR["defocus"]
+    expected = np.clip(wiener_deconvolve(blurred, estimate_blur_kernel(blurred), balance), 0, 1)
+    assert disk.kernel is not None and np.allclose(disk.image, expected, atol=1e-5)
+    kept = restorer(photo, prompt="deblur")  # the sharp photo: its estimate is a point
+    assert kept.kernel is not None and kernel_spread(kept.kernel) == 0.0
+    assert np.array_equal(kept.image, photo)
+    assert "no blur to deconvolve (the photo reads sharp)" in kept.report()
 
 
 def test_a_tile_is_never_normalised_by_less_than_its_own_spread() -> None:

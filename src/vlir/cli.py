@@ -258,8 +258,8 @@ def restore(
         bool,
         typer.Option(
             "--deconvolve/--no-deconvolve",
-            help="Remove motion blur by estimating its kernel and dividing it out (default); "
-            "--no-deconvolve leaves it to the restorer.",
+            help="Where blur (motion, defocus, Gaussian) is all there is to remove, estimate "
+            "its kernel and divide it out (default); --no-deconvolve leaves it to the restorer.",
         ),
     ] = True,
     model: Annotated[

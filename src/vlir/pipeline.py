@@ -26,8 +26,14 @@ import torch
 import torch.nn.functional as F
 
 from vlir.conditioning import Conditioning
-from vlir.deconvolution import estimate_motion_kernel, kernel_size_for, wiener_deconvolve
-from vlir.degradations import RestorationPrompt
+from vlir.deconvolution import (
+    WIENER_BALANCE_BY_BLUR,
+    estimate_blur_kernel,
+    kernel_size_for,
+    kernel_spread,
+    wiener_deconvolve,
+)
+from vlir.degradations import RestorationPrompt, get_op
 from vlir.errors import VlirError
 from vlir.io import as_hwc
 from vlir.modeling import CONFIG_NAME, resolve_checkpoint, weights_fingerprint
@@ -68,7 +74,8 @@ class Restoration:
     gathered: int = 0
     """Passes that gathered the photo's statistics over its tiles (0: none, or untiled)."""
     kernel: np.ndarray | None = None
-    """The motion-blur kernel estimated and deconvolved (None: no deconvolution)."""
+    """The blur kernel estimated and deconvolved (None: no deconvolution; a point where
+    the photo read as sharp)."""
 
     def report(self) -> str:
         found = (
@@ -90,9 +97,11 @@ class Restoration:
         if self.gathered:
             refined += f"; in tiles, with the photo's statistics ({self.gathered} gathering"
             refined += " pass)" if self.gathered == 1 else " passes)"
-        if self.kernel is not None:
+        if self.kernel is not None and kernel_spread(self.kernel) == 0.0:
+            refined += "; no blur to deconvolve (the photo reads sharp)"
+        elif self.kernel is not None:
             side = self.kernel.shape[0]
-            refined += f"; motion blur by deconvolution (a {side}x{side} kernel estimated)"
+            refined += f"; blur by deconvolution (a {side}x{side} kernel estimated)"
         return f"found: {found}; did ({mode}): {self.prompt}{refined}"
 
 
@@ -104,23 +113,34 @@ def tile_overlap(config: RestorerConfig) -> int:
     return 32 if window is None else max(32, window // 4)
 
 
-def motion_blur_request(request: RestorationPrompt, analysis: Analysis) -> int | None:
-    """The kernel side to search where camera shake is all there is to remove (the request
-    names motion blur and nothing else, or is blind and the analyzer found only it);
-    None otherwise. In mixtures the restorer does everything: its output is not a sharp
-    photo convolved with one kernel, and deconvolving it lost 0.2-1.7 dB on each of six
-    held-out mixtures. The stated length, else the perceived one, sizes the kernel."""
+@dataclass(frozen=True)
+class Deconvolution:
+    """How to undo a blur that is all a request removes."""
+
+    side: int
+    """The odd side of the kernel to estimate."""
+    balance: float
+    """The Wiener inverse's noise-to-signal balance (``WIENER_BALANCE_BY_BLUR``)."""
+
+
+def deconvolution_request(request: RestorationPrompt, analysis: Analysis) -> Deconvolution | None:
+    """Where blur is all there is to remove (the request names only blur-family ops, or is
+    blind and the analyzer found only those), how to deconvolve it; None otherwise. In
+    mixtures the restorer does everything: its output is not a sharp photo convolved with
+    one kernel, and deconvolving it lost 0.2-1.7 dB on each of six held-out mixtures with
+    camera shake. A stated motion length, else the perceived one, sizes the kernel."""
     found = {finding.op: finding for finding in analysis.found}
-    item = request.item_for("motion_blur")
-    if request.blind:
-        if request.text or set(found) != {"motion_blur"}:
-            return None
-    elif item is None or len(request.items) > 1 or request.text:
+    if request.text:
         return None
+    blurs = set(found) if request.blind else {item.op for item in request.items}
+    if not blurs or any(get_op(name).family != "blur" for name in blurs):
+        return None
+    item = request.item_for("motion_blur")
     length = (item.stated if item is not None else {}).get("length")
     if length is None and "motion_blur" in found:
         length = found["motion_blur"].strength
-    return kernel_size_for(length)
+    balance = min(WIENER_BALANCE_BY_BLUR[name] for name in blurs)
+    return Deconvolution(kernel_size_for(length), balance)
 
 
 def _unless_same(
@@ -238,15 +258,16 @@ class Restorer:
         seed: int = 0,
         deconvolve: bool = True,
     ) -> Restoration:
-        """``deconvolve``: where motion blur is all the request removes (or it is blind
-        and the analyzer finds only that), its kernel is estimated from the photo and
-        divided out instead of running the restorer (``vlir.deconvolution``; False: the
-        restorer tries). ``gather``: passes over the tiles that gather the whole photo's
-        statistics before the restoring pass, so tiles restore as the untiled photo would
-        (0: each tile uses its own; each pass costs one restoring pass; see
-        ``photo_statistics``). ``refine``: walk ``steps`` diffusion steps from the restored
-        image (``seed`` fixes the noise, so the same call gives the same pixels). A
-        diffusion restorer always samples, ``steps`` of it (default: its config's)."""
+        """``deconvolve``: where blur (camera shake, defocus, Gaussian) is all the request
+        removes (or it is blind and the analyzer finds only that), its kernel is estimated
+        from the photo and divided out instead of running the restorer
+        (``vlir.deconvolution``; False: the restorer tries). ``gather``: passes over the
+        tiles that gather the whole photo's statistics before the restoring pass, so tiles
+        restore as the untiled photo would (0: each tile uses its own; each pass costs one
+        restoring pass; see ``photo_statistics``). ``refine``: walk ``steps`` diffusion
+        steps from the restored image (``seed`` fixes the noise, so the same call gives the
+        same pixels). A diffusion restorer always samples, ``steps`` of it (default: its
+        config's)."""
         start = time.perf_counter()
         diffusion = self.model is None
         if diffusion:
@@ -272,9 +293,9 @@ class Restorer:
             if diffusion and self.load_refiner().adaptor.config.auto_prompt == "blind":
                 request = RestorationPrompt.blind_prompt()
             prompt = request.format()
-        kernel_side = None
+        plan = None
         if deconvolve and self.model is not None:
-            kernel_side = motion_blur_request(RestorationPrompt.parse(prompt), analysis)
+            plan = deconvolution_request(RestorationPrompt.parse(prompt), analysis)
         encoded = self.text([prompt])
         semantic_encoded = self.semantic_text([semantic]) if semantic else None
         height, width = pixels.shape[-2:]
@@ -307,10 +328,12 @@ class Restorer:
         kernel = None
         if self.model is None:
             restored = pixels  # a diffusion restorer starts from the input itself
-        elif kernel_side is not None:
+        elif plan is not None:
             photo = pixels[0].permute(1, 2, 0).numpy()
-            kernel = estimate_motion_kernel(photo, kernel_side)
-            deblurred = wiener_deconvolve(photo, kernel)
+            kernel = estimate_blur_kernel(photo, plan.side)
+            # a point (the photo reads sharp): nothing to undo, not even the damping's 0.5%
+            sharp = kernel_spread(kernel) == 0.0
+            deblurred = photo if sharp else wiener_deconvolve(photo, kernel, plan.balance)
             restored = torch.from_numpy(deblurred).permute(2, 0, 1)[None]
         else:
             layout = {

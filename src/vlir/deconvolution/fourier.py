@@ -10,6 +10,12 @@ WIENER_BALANCE = 0.01
 shake alone (benchmarks/analyzer.py's draw) it beat 0.005 (rings) and 0.02-0.1 (leave
 blur); with every frequency but the mean damped, it beat damping the mean too (29.68 vs
 29.44 dB with the true kernels on 12 BSD400 photos)."""
+WIENER_BALANCE_BY_BLUR = {"motion_blur": WIENER_BALANCE, "defocus": 0.005, "blur": 0.005}
+"""The balance for each blur the engine makes, chosen with estimated kernels on 13 BSD400
+training photos rounded to 8 bits (the photos of ``benchmarks/deconvolution.py --dataset
+BSD400 --stride 33 --task OP``): camera shake is best at 0.01 (of 0.003-0.015), defocus and
+Gaussian blur at 0.005 (of 0.002-0.02; defocus 0.03 dB better at 0.002, Gaussian 0.17
+worse). Numbers: the weights README."""
 
 
 def psf_to_otf(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
