@@ -136,9 +136,10 @@ def test_kernel_size_follows_the_stated_or_perceived_length() -> None:
 
 def test_which_requests_deconvolve() -> None:
     """Where blur is all the request removes, or it is blind and the analyzer found only
-    blur; never in mixtures (the restorer does those) or where the words keep it."""
+    blur (or nothing: then only if the photo reads blurred); never in mixtures (the
+    restorer does those) or where the words keep it."""
     from vlir.perception.analyze import Analysis, Finding
-    from vlir.pipeline import Deconvolution, deconvolution_request
+    from vlir.pipeline import UNSEEN_BLUR_SPREAD, Deconvolution, deconvolution_request
 
     def analysis(*found: tuple[str, float]) -> Analysis:
         findings = [Finding(op, 0.9, strength, "length", True) for op, strength in found]
@@ -167,6 +168,7 @@ def test_which_requests_deconvolve() -> None:
     assert plan("deblur; remove jpeg artifacts") is None
     assert plan(blind, ("motion_blur", 30), ("noise", 25)) is None
     assert plan(blind, ("rain", 0.5)) is None
-    assert plan(blind) is None  # nothing found: the restorer's blind mode
+    # nothing found: deconvolve if the photo reads blurred after all (else the restorer)
+    assert plan(blind) == Deconvolution(35, WIENER_BALANCE_BY_BLUR["blur"], UNSEEN_BLUR_SPREAD)
     assert plan("keep the image as it is") is None
     assert plan("remove the rain but keep the motion blur", ("motion_blur", 12)) is None

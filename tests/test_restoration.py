@@ -176,6 +176,8 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     """ "remove motion blur" (or defocus) alone: the restorer has nothing left to do, the
     kernel is estimated from the photo and divided out; with other ops the restorer does
     them all; ``deconvolve=False`` leaves the blur to the restorer; a sharp photo is kept."""
+    import dataclasses
+
     from vlir.deconvolution import (
         WIENER_BALANCE_BY_BLUR,
         estimate_blur_kernel,
@@ -212,6 +214,18 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     assert kept.kernel is not None and kernel_spread(kept.kernel) == 0.0
     assert np.array_equal(kept.image, photo)
     assert "no blur to deconvolve (the photo reads sharp)" in kept.report()
+    # an analyzer that finds nothing (every threshold out of reach): the automatic request
+    # is blind, and the blur is deconvolved all the same
+    config = restorer.analyzer.config
+    restorer.analyzer = PerceptionModel(
+        dataclasses.replace(config, thresholds=(2.0,) * len(config.ops))
+    ).eval()
+    blind = restorer(shaken)
+    assert not blind.analysis.found and blind.kernel is not None
+    assert np.allclose(blind.image, np.clip(wiener_deconvolve(shaken, blind.kernel, 0.005), 0, 1))
+    sharp = restorer(photo)  # a sharp photo, nothing found: the restorer's blind mode
+    assert not sharp.analysis.found and sharp.kernel is None and not sharp.tiles
+    assert "deconvol" not in sharp.report()
 
 
 def test_a_tile_is_never_normalised_by_less_than_its_own_spread() -> None:
