@@ -25,6 +25,7 @@ from vlir.deconvolution import WIENER_BALANCE_BY_BLUR, estimate_blur_kernel, wie
 from vlir.degradations import get_op
 from vlir.evaluation import parse_task, psnr
 from vlir.evaluation.baselines import get_method
+from vlir.evaluation.runner import PSNR_CAP
 from vlir.evaluation.tasks import dataset_images
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -58,7 +59,7 @@ def main() -> None:
             wiener_deconvolve(sample.degraded, estimate, balance),
             richardson_lucy(sample),
         ]
-        row = [min(psnr(np.clip(output, 0, 1), target), 100.0) for output in outputs]
+        row = [min(psnr(np.clip(output, 0, 1), target), PSNR_CAP) for output in outputs]
         rows.append(row)
         strength = getattr(sample.record.steps[0].params, op.strength)
         cells = " ".join(f"{value:6.2f}" for value in row)

@@ -9,7 +9,7 @@ Only gradients enter the fit: a photo's flat regions say nothing about the kerne
 Settings were chosen on 12 BSD400 training photos with the engine's motion blur
 (lengths 3-31): Wiener deconvolution with the estimate came within 1 dB of the true
 kernel's (28.42 vs 29.40 dB; the input 24.64). Nothing in the fit assumes a path: on the
-same photos (``benchmarks/deconvolution.py --dataset BSD400 --stride 33 --task OP``) the
+13 photos of ``benchmarks/deconvolution.py --dataset BSD400 --stride 33 --task OP`` the
 estimate's Wiener inverse gave 29.04 dB for the engine's defocus (the true disk's 28.97,
 the input 25.16) and 31.08 for its Gaussian blur (the true kernel's 32.36, the input 29.13).
 """
