@@ -107,10 +107,14 @@ def test_defocus_and_gaussian_blur_are_estimated_too(
 
 def test_a_sharp_photo_gives_a_point(sharp: np.ndarray) -> None:
     """A photo's own softness is not a blur to undo: the estimate of a sharp photo is a
-    point, and deconvolving with it keeps the photo."""
+    point, and deconvolving with it keeps the photo. So is a photo too small to fit one."""
     estimate = estimate_blur_kernel(sharp)
     assert kernel_spread(estimate) == 0.0 and estimate[17, 17] == 1.0
     assert psnr(np.clip(wiener_deconvolve(sharp, estimate), 0, 1), sharp) > 40
+    rng = np.random.default_rng(0)
+    for shape in [(2, 3, 3), (3, 500, 3), (34, 80)]:  # narrower than the kernel: no fit
+        tiny = estimate_blur_kernel(rng.random(shape, np.float32))
+        assert tiny.shape == (35, 35) and kernel_spread(tiny) == 0.0
     disk = get_op("defocus").kernel(get_op("defocus").params_type(radius=2.0))
     assert 1.2 < kernel_spread(disk) < 1.6  # radius 2: weight at ~2/sqrt(2) on average
     assert kernel_spread(disk) == pytest.approx(kernel_spread(np.pad(disk, 3)))

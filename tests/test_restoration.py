@@ -214,6 +214,7 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     assert kept.kernel is not None and kernel_spread(kept.kernel) == 0.0
     assert np.array_equal(kept.image, photo)
     assert "no blur to deconvolve (the photo reads sharp)" in kept.report()
+    assert np.array_equal(restorer(photo[:2, :3], prompt="deblur").image, photo[:2, :3])
     # an analyzer that finds nothing (every threshold out of reach): the automatic request
     # is blind, and the blur is deconvolved all the same
     config = restorer.analyzer.config

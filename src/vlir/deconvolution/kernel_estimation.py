@@ -67,13 +67,15 @@ def estimate_blur_kernel(
     ``edge_budget`` scales how many of the strongest predicted gradients enter each fit
     (``edge_budget * sqrt(pixels * kernel pixels)``, Cho & Lee's rule); ``floor`` drops
     kernel values below that fraction of its peak (noise of the fit, not the path).
-    A sharp or flat photo gives a point: deconvolving with it keeps the photo.
+    A sharp, flat or tiny photo gives a point: deconvolving with it keeps the photo.
     """
     if size < 3 or size % 2 == 0:
         raise ValueError(f"kernel size must be odd and at least 3, got {size}")
     grey = image if image.ndim == 2 else cv2.cvtColor(image.astype(np.float32), cv2.COLOR_RGB2GRAY)
     grey = _window_with_most_edges(grey.astype(np.float32), ESTIMATION_SIDE)
     if float(np.ptp(grey)) < 1e-3:  # a flat photo says nothing about its blur
+        return _point(size)
+    if min(grey.shape) < size:  # nor does one narrower than the kernel (nothing to fit)
         return _point(size)
     sides = [size]  # the finest scale, then coarser ones down to a 7-pixel kernel
     while (coarser := int(sides[-1] / scale_step) | 1) > 5 and coarser < sides[-1]:
