@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from vlir.deconvolution import (
+    SHARP_SPREAD,
     WIENER_BALANCE_BY_BLUR,
     estimate_blur_kernel,
     kernel_size_for,
@@ -176,3 +177,12 @@ def test_which_requests_deconvolve() -> None:
     assert plan(blind) == Deconvolution(35, WIENER_BALANCE_BY_BLUR["blur"], UNSEEN_BLUR_SPREAD)
     assert plan("keep the image as it is") is None
     assert plan("remove the rain but keep the motion blur", ("motion_blur", 12)) is None
+    # a light JPEG rides along (left as it is, and only a real blur is deconvolved)
+    light = Deconvolution(35, WIENER_BALANCE_BY_BLUR["blur"], SHARP_SPREAD, ("jpeg",))
+    assert plan("deblur; remove jpeg artifacts with quality 90") == light
+    assert plan(blind, ("blur", 2.0), ("jpeg", 88)) == light
+    assert plan("deblur; remove jpeg artifacts with quality 40") is None
+    assert plan("deblur; remove jpeg artifacts") is None  # no quality: the restorer's
+    assert plan(blind, ("blur", 2.0), ("jpeg", 60)) is None
+    assert plan("remove jpeg artifacts with quality 90") is None  # no blur
+    assert plan(blind, ("jpeg", 90), ("noise", 10)) is None

@@ -215,6 +215,12 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     assert np.array_equal(kept.image, photo)
     assert "no blur to deconvolve (the photo reads sharp)" in kept.report()
     assert np.array_equal(restorer(photo[:2, :3], prompt="deblur").image, photo[:2, :3])
+    light = "remove defocus blur; remove jpeg artifacts with quality 90"
+    both = restorer(blurred, prompt=light)  # a light JPEG is left, the blur deconvolved
+    assert both.kernel is not None and both.left == ("jpeg",)
+    assert "kernel estimated; jpeg left as it is (light))" in both.report()
+    sharp_jpeg = restorer(photo, prompt=light)  # no blur to undo: the restorer does the JPEG
+    assert sharp_jpeg.kernel is None and not sharp_jpeg.left
     # an analyzer that finds nothing (every threshold out of reach): the automatic request
     # is blind, and the blur is deconvolved all the same
     config = restorer.analyzer.config

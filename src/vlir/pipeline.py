@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from vlir.conditioning import Conditioning
 from vlir.deconvolution import (
+    SHARP_SPREAD,
     WIENER_BALANCE_BY_BLUR,
     estimate_blur_kernel,
     kernel_size_for,
@@ -76,6 +77,8 @@ class Restoration:
     kernel: np.ndarray | None = None
     """The blur kernel estimated and deconvolved (None: no deconvolution; a point where
     the photo read as sharp)."""
+    left: tuple[str, ...] = ()
+    """Ops the request named that the deconvolution left as they are (a light JPEG)."""
 
     def report(self) -> str:
         found = (
@@ -101,7 +104,8 @@ class Restoration:
             refined += "; no blur to deconvolve (the photo reads sharp)"
         elif self.kernel is not None:
             side = self.kernel.shape[0]
-            refined += f"; blur by deconvolution (a {side}x{side} kernel estimated)"
+            kept = "".join(f"; {name} left as it is (light)" for name in self.left)
+            refined += f"; blur by deconvolution (a {side}x{side} kernel estimated{kept})"
         return f"found: {found}; did ({mode}): {self.prompt}{refined}"
 
 
@@ -122,6 +126,16 @@ and defocus tasks read 0.94-2.29 (4 of 5 at 1.0 or more); below this the restore
 mode runs, as for a sharp photo."""
 
 
+LIGHT_JPEG_QUALITY = 75
+"""A JPEG of this quality or above, stated or found with a blur, is left as it is and the
+blur deconvolved: a blurred photo saved as a JPEG (quality 90, as cameras and phones
+write) reads as blur plus JPEG of quality 76-90, and the restorer, given both, leaves the
+blur. 13 BSD400 training photos with each of the three blurs, saved at quality 90: input
+24.73, the restorer 24.98, this rule 26.51 dB (26 of 39 deconvolved, none worse by 0.1 dB);
+the first 12 CBSD68 photos of the defocus and Gaussian tasks: 24.54 / 25.01 / 25.98.
+Heavier JPEG stays the restorer's, blur and all."""
+
+
 @dataclass(frozen=True)
 class Deconvolution:
     """How to undo a blur that is all a request removes."""
@@ -132,7 +146,10 @@ class Deconvolution:
     """The Wiener inverse's noise-to-signal balance (``WIENER_BALANCE_BY_BLUR``)."""
     least_spread: float = 0.0
     """Deconvolve only an estimate spread at least this far (pixels; else the restorer
-    runs): ``UNSEEN_BLUR_SPREAD`` where nothing was found."""
+    runs): ``UNSEEN_BLUR_SPREAD`` where nothing was found, ``SHARP_SPREAD`` (any blur at
+    all) where a light JPEG rides along."""
+    left: tuple[str, ...] = ()
+    """Ops of the request the deconvolution leaves as they are (a light JPEG)."""
 
 
 def deconvolution_request(request: RestorationPrompt, analysis: Analysis) -> Deconvolution | None:
@@ -151,7 +168,13 @@ def deconvolution_request(request: RestorationPrompt, analysis: Analysis) -> Dec
     if request.blind and not found:
         faint = WIENER_BALANCE_BY_BLUR["blur"]  # what goes unseen: faint Gaussians, disks
         return Deconvolution(kernel_size_for(None), faint, UNSEEN_BLUR_SPREAD)
-    blurs = set(found) if request.blind else {item.op for item in request.items}
+    removing = set(found) if request.blind else {item.op for item in request.items}
+    jpeg = request.item_for("jpeg") if not request.blind else None
+    quality = (jpeg.stated if jpeg is not None else {}).get("quality")
+    if request.blind and "jpeg" in found:
+        quality = found["jpeg"].strength
+    left = ("jpeg",) if quality is not None and quality >= LIGHT_JPEG_QUALITY else ()
+    blurs = removing - set(left)
     if not blurs or any(get_op(name).family != "blur" for name in blurs):
         return None
     item = request.item_for("motion_blur")
@@ -159,7 +182,7 @@ def deconvolution_request(request: RestorationPrompt, analysis: Analysis) -> Dec
     if length is None and "motion_blur" in found:
         length = found["motion_blur"].strength
     balance = min(WIENER_BALANCE_BY_BLUR[name] for name in blurs)
-    return Deconvolution(kernel_size_for(length), balance)
+    return Deconvolution(kernel_size_for(length), balance, SHARP_SPREAD if left else 0.0, left)
 
 
 def _unless_same(
@@ -391,6 +414,7 @@ class Restorer:
             (reference is not None) if self.reads_reference and kernel is None else None,
             gathered,
             kernel,
+            plan.left if plan is not None and kernel is not None else (),
         )
 
     def _refine(

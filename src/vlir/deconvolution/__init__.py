@@ -14,12 +14,14 @@ from vlir.deconvolution.fourier import (
     wiener_deconvolve,
 )
 from vlir.deconvolution.kernel_estimation import (
+    SHARP_SPREAD,
     estimate_blur_kernel,
     kernel_size_for,
     kernel_spread,
 )
 
 __all__ = [
+    "SHARP_SPREAD",
     "WIENER_BALANCE_BY_BLUR",
     "estimate_blur_kernel",
     "kernel_size_for",
