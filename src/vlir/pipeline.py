@@ -125,7 +125,6 @@ faint blurs the analyzer missed among the first 20 CBSD68 photos of the motion, 
 and defocus tasks read 0.94-2.29 (4 of 5 at 1.0 or more); below this the restorer's blind
 mode runs, as for a sharp photo."""
 
-
 LIGHT_JPEG_QUALITY = 75
 """A JPEG of this quality or above, stated or found with a blur, is left as it is and the
 blur deconvolved: a blurred photo saved as a JPEG (quality 90, as cameras and phones
@@ -157,7 +156,8 @@ def deconvolution_request(request: RestorationPrompt, analysis: Analysis) -> Dec
     blind and the analyzer found only those), how to deconvolve it; None otherwise. In
     mixtures the restorer does everything: its output is not a sharp photo convolved with
     one kernel, and deconvolving it lost 0.2-1.7 dB on each of six held-out mixtures with
-    camera shake. A stated motion length, else the perceived one, sizes the kernel.
+    camera shake. A stated motion length, else the perceived one, sizes the kernel. A light
+    JPEG (``LIGHT_JPEG_QUALITY``) with the blur is left as it is.
 
     Blind with nothing found: deconvolve if the photo reads clearly blurred after all (the
     analyzer misses faint blur: sigma-0.8 Gaussians, radius-1 disks), else let the
@@ -169,10 +169,11 @@ def deconvolution_request(request: RestorationPrompt, analysis: Analysis) -> Dec
         faint = WIENER_BALANCE_BY_BLUR["blur"]  # what goes unseen: faint Gaussians, disks
         return Deconvolution(kernel_size_for(None), faint, UNSEEN_BLUR_SPREAD)
     removing = set(found) if request.blind else {item.op for item in request.items}
-    jpeg = request.item_for("jpeg") if not request.blind else None
-    quality = (jpeg.stated if jpeg is not None else {}).get("quality")
-    if request.blind and "jpeg" in found:
-        quality = found["jpeg"].strength
+    if request.blind:
+        quality = found["jpeg"].strength if "jpeg" in found else None
+    else:
+        jpeg = request.item_for("jpeg")
+        quality = jpeg.stated.get("quality") if jpeg is not None else None
     left = ("jpeg",) if quality is not None and quality >= LIGHT_JPEG_QUALITY else ()
     blurs = removing - set(left)
     if not blurs or any(get_op(name).family != "blur" for name in blurs):
