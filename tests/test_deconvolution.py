@@ -170,7 +170,6 @@ def test_which_requests_deconvolve() -> None:
     assert plan(blind, ("defocus", 3.0), ("blur", 1.0)) == Deconvolution(35, disk)
     assert plan("remove motion blur; remove defocus blur") == Deconvolution(35, min(shake, disk))
     assert plan("remove motion blur; denoise") is None
-    assert plan("deblur; remove jpeg artifacts") is None
     assert plan(blind, ("motion_blur", 30), ("noise", 25)) is None
     assert plan(blind, ("rain", 0.5)) is None
     # nothing found: deconvolve if the photo reads blurred after all (else the restorer)
