@@ -58,13 +58,19 @@ def wiener_deconvolve(
     return out[..., 0] if image.ndim == 2 else out
 
 
+def centre_of_mass(kernel: np.ndarray) -> tuple[float, float]:
+    """(row, column) of the kernel's weighted centre, in pixels from its top-left corner."""
+    rows, cols = np.mgrid[: kernel.shape[0], : kernel.shape[1]]
+    total = float(kernel.sum())
+    return float((kernel * rows).sum()) / total, float((kernel * cols).sum()) / total
+
+
 def _phase_to_centre(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """exp(2 pi i f . offset) [H, W // 2 + 1]: shifting the kernel by minus its centre of
     mass's offset from the middle pixel, at any fraction of a pixel."""
-    total = float(kernel.sum())
-    rows, cols = np.mgrid[: kernel.shape[0], : kernel.shape[1]]
-    offset_y = float((kernel * rows).sum()) / total - kernel.shape[0] // 2
-    offset_x = float((kernel * cols).sum()) / total - kernel.shape[1] // 2
+    centre_y, centre_x = centre_of_mass(kernel)
+    offset_y = centre_y - kernel.shape[0] // 2
+    offset_x = centre_x - kernel.shape[1] // 2
     freq_y = scipy.fft.fftfreq(shape[0])[:, None]
     freq_x = scipy.fft.rfftfreq(shape[1])[None, :]
     return np.exp(2j * np.pi * (freq_y * offset_y + freq_x * offset_x)).astype(np.complex64)

@@ -21,7 +21,7 @@ import math
 import cv2
 import numpy as np
 
-from vlir.deconvolution.fourier import psf_to_otf
+from vlir.deconvolution.fourier import centre_of_mass, psf_to_otf
 from vlir.tiling import window_starts
 
 LARGEST_KERNEL = 35
@@ -109,11 +109,9 @@ def estimate_blur_kernel(
 def kernel_spread(kernel: np.ndarray) -> float:
     """Root-mean-square distance (pixels) of the kernel's weight from its centre of mass."""
     rows, cols = np.mgrid[: kernel.shape[0], : kernel.shape[1]]
-    total = float(kernel.sum())
-    centre_y = float((kernel * rows).sum()) / total
-    centre_x = float((kernel * cols).sum()) / total
+    centre_y, centre_x = centre_of_mass(kernel)
     squared = (rows - centre_y) ** 2 + (cols - centre_x) ** 2
-    return math.sqrt(float((kernel * squared).sum()) / total)
+    return math.sqrt(float((kernel * squared).sum()) / float(kernel.sum()))
 
 
 def _window_with_most_edges(grey: np.ndarray, side: int) -> np.ndarray:
@@ -209,10 +207,9 @@ def _centred(kernel: np.ndarray) -> np.ndarray:
     """The kernel moved by whole pixels so its centre of mass is within half a pixel of its
     middle (a kernel is only known up to a shift; resampling it to centre it exactly would
     blur it, so ``wiener_deconvolve`` takes the remaining fraction as a phase)."""
-    rows, cols = np.mgrid[: kernel.shape[0], : kernel.shape[1]]
     middle = kernel.shape[0] // 2
-    dy = middle - round(float((kernel * rows).sum()))
-    dx = middle - round(float((kernel * cols).sum()))
+    centre_y, centre_x = centre_of_mass(kernel)
+    dy, dx = middle - round(centre_y), middle - round(centre_x)
     moved = np.zeros_like(kernel)
     size = kernel.shape[0]
     moved[max(dy, 0) : size + min(dy, 0), max(dx, 0) : size + min(dx, 0)] = kernel[
