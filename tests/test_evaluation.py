@@ -82,6 +82,18 @@ def test_baselines_improve_their_task(spec: str, method: str) -> None:
     assert psnr(restored, clean) > psnr(np.clip(sample.degraded, 0, 1), clean) + 0.5
 
 
+def test_denoising_baselines_estimate_sigma_when_not_told() -> None:
+    """A sample with no record (a real photo, or low light's noise) has its sigma
+    estimated (scikit-image's wavelet estimate: PyWavelets must be installed)."""
+    from skimage import data
+
+    clean = data.astronaut()[100:228, 150:278].astype(np.float32) / 255
+    noisy = parse_ops("noise sigma=25", np.random.default_rng(2)).apply(clean)
+    for method in ("nlm", "tv"):
+        restored = get_method(method)(Sample("x", noisy))
+        assert psnr(restored, clean) > psnr(np.clip(noisy, 0, 1), clean) + 3
+
+
 def test_bm3d_when_installed(photo: np.ndarray) -> None:
     pytest.importorskip("bm3d")
     record = parse_ops("noise sigma=25", np.random.default_rng(0))
