@@ -147,6 +147,20 @@ def test_pipeline_order_and_families() -> None:
     assert seen == set(OPS)
 
 
+def test_op_weights_shift_the_draw_and_unknown_names_are_refused() -> None:
+    def share(weights: dict[str, float] | None) -> float:
+        pipeline = DegradationPipeline(max_ops=1, weights=weights)
+        generator = np.random.default_rng(0)
+        draws = [pipeline.sample(generator).names[0] for _ in range(600)]
+        return draws.count("haze") / len(draws)
+
+    even, weighted = share(None), share({"haze": 3.0})
+    assert 0.04 < even < 0.14  # one op in eleven
+    assert weighted > 2 * even
+    with pytest.raises(VlirError, match="hazy"):
+        DegradationPipeline(weights={"hazy": 2.0})
+
+
 def test_denoise_only_target_is_the_blurred_image(photo: np.ndarray) -> None:
     record = parse_ops("blur sigma=2, noise sigma=30", np.random.default_rng(0))
     target = record.partial_target(photo, RestorationPrompt.parse("denoise"))

@@ -145,13 +145,14 @@ def test_training_runs_resumes_and_exports(tmp_path: Path, tiny_training_data) -
             PerceptionRecipe,
             recipe_file,
             # signal statistics added to a model trained without them, native crops degraded
-            # with context
+            # with context, haze drawn twice as often
             {
                 "out": str(fresh),
                 "steps": 1,
                 "init": str(out / "last"),
                 "model.signal_statistics": True,
                 "crop_context": 4,
+                "op_weights.haze": 2.0,
             },
         )
     )
@@ -270,14 +271,28 @@ def test_analyze_cli(tmp_path: Path) -> None:
     ("spec", "op"), [("noise sigma=50", "noise"), ("blur sigma=3", "blur"), ("", None)]
 )
 def test_shipped_perception_names_clear_cases(spec: str, op: str | None) -> None:
+    """The clean case is the scan at half size: at full size its film grain reads as faint
+    noise (below), which the sixth perception reports."""
     from skimage import data
 
     model = PerceptionModel.from_pretrained()  # the shipped weights, no network
-    clean = data.astronaut().astype(np.float32) / 255
-    image = parse_ops(spec, np.random.default_rng(0)).apply(clean) if spec else clean
-    result = analyze(model, torch.from_numpy(image).permute(2, 0, 1)[None].float())
-    found = [f.op for f in result.found]
+    clean = torch.from_numpy(data.astronaut().astype(np.float32) / 255).permute(2, 0, 1)[None]
+    if spec:
+        image = parse_ops(spec, np.random.default_rng(0)).apply(clean[0].permute(1, 2, 0).numpy())
+        image = torch.from_numpy(image).permute(2, 0, 1)[None]
+    else:
+        image = torch.nn.functional.interpolate(clean, scale_factor=0.5, mode="area")
+    found = [f.op for f in analyze(model, image.float()).found]
     assert (op in found) if op else not found
+
+
+def test_shipped_perception_reads_a_grainy_scan_as_faint_noise_at_most() -> None:
+    from skimage import data
+
+    model = PerceptionModel.from_pretrained()
+    scan = torch.from_numpy(data.astronaut().astype(np.float32) / 255).permute(2, 0, 1)[None]
+    found = analyze(model, scan).found
+    assert all(f.op == "noise" and f.strength <= 5 for f in found)
 
 
 def test_recipe_settings_from_the_command_line() -> None:
@@ -330,6 +345,18 @@ def test_best_thresholds_maximise_each_ops_f1() -> None:
     probability = np.array([[0.95], [0.9], [0.6], [0.3], [0.1]])
     assert best_thresholds(truth, probability) == pytest.approx((0.3,))
     assert best_thresholds(truth, probability, beta=0.5) == pytest.approx((0.61,))
+
+
+def test_calibration_counts_each_photo_as_it_is(tiny_training_data) -> None:
+    """A threshold must pay for reading a clean photo as degraded: each photo also comes
+    as it is, with no op true."""
+    from vlir.perception.calibrate import collect
+
+    data, _ = tiny_training_data
+    photo = sorted(data.iterdir())[0]
+    truth, probability = collect(PerceptionModel(TINY).eval(), [photo], mixtures=2)
+    assert truth.shape == probability.shape == (1 + len(OP_NAMES) + 2, len(OP_NAMES))
+    assert truth[0].sum() == 0 and (truth[1:].sum(1) >= 1).all()
 
 
 def test_calibration_writes_thresholds_that_load(tmp_path: Path, tiny_training_data) -> None:

@@ -37,6 +37,9 @@ class DegradationPipeline:
         self.min_ops = min_ops
         self.max_ops = min(max_ops, len(families))
         self.min_ops = min(min_ops, self.max_ops)
+        unknown = sorted(set(weights or {}) - set(names))
+        if unknown:
+            raise VlirError(f"op weights name ops not drawn here: {', '.join(unknown)}")
         raw = np.array([float((weights or {}).get(name, 1.0)) for name in names])
         if (raw < 0).any() or raw.sum() <= 0:
             raise VlirError("op weights must be non-negative and not all zero")

@@ -5,7 +5,8 @@ averages the probabilities of a whole photo's tiles, and each op has its own
 mix of look-alikes (light blur and a soft photo, mild JPEG and a photo that was
 a JPEG already): one fixed 0.5 is right for none of them. Each op's threshold is
 set where its F1 is best on BSD400 photos held out of training (never on an
-evaluation set), with every single op and random 2-op mixtures per photo.
+evaluation set): each photo as it is, with every single op and with random 2-op
+mixtures.
 ``--beta`` below 1 favours precision (a restorer that dehazes a clean photo does
 more harm than one leaving faint haze), at the price of recall: see the weights
 README for what F0.5 did to the shipped perception.
@@ -57,8 +58,10 @@ def degrade(
 def collect(
     model: PerceptionModel, paths: Sequence[Path], seed: int = 0, mixtures: int = 4
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(truth [M, N] in {0, 1}, probability [M, N]) over every single op and ``mixtures``
-    random pairs per photo."""
+    """(truth [M, N] in {0, 1}, probability [M, N]) over each photo as it is, every single
+    op and ``mixtures`` random pairs per photo. The photo as it is counts: a threshold
+    chosen on degraded photos alone never pays for reading a clean one as degraded, and
+    clean photos are what many users bring."""
     rng = np.random.default_rng(seed)
     ops = model.config.ops
     combos = op_combinations()
@@ -67,7 +70,7 @@ def collect(
     for path in paths:
         clean = load_image(path).rgb
         picks = [pairs[i] for i in rng.choice(len(pairs), mixtures, replace=False)]
-        for combo in [c for c in combos if len(c) == 1] + picks:
+        for combo in [()] + [c for c in combos if len(c) == 1] + picks:
             found = analyze(model, degrade(clean, combo, rng)[0], calibrated=False)
             by_op = {f.op: f.probability for f in found.findings}
             truth.append([float(name in combo) for name in ops])
@@ -124,7 +127,7 @@ def calibrate_checkpoint(
     checkpoint's config.json."""
     model = PerceptionModel.from_pretrained(checkpoint)
     with torch.no_grad():
-        # each photo twice, at other random strengths: a steadier F1 per threshold
+        # each photo ``rounds`` times, at other random strengths: a steadier F1 per threshold
         truth, probability = collect(model, holdout_paths(data, holdout) * rounds, seed)
     thresholds = best_thresholds(truth, probability, beta)
     before = f1(truth, probability >= 0.5)
@@ -144,12 +147,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--holdout", type=int, default=16, help="as the training recipe's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--rounds", type=int, default=2, help="times each photo is drawn (other strengths)"
+    )
+    parser.add_argument(
         "--beta", type=float, default=1.0, help="F-beta to maximise (< 1 favours precision)"
     )
     parser.add_argument("--write", action="store_true", help="store them in its config.json")
     args = parser.parse_args(argv)
     thresholds, before, after = calibrate_checkpoint(
-        args.model, args.data, args.holdout, args.seed, beta=args.beta, write=args.write
+        args.model,
+        args.data,
+        args.holdout,
+        args.seed,
+        rounds=args.rounds,
+        beta=args.beta,
+        write=args.write,
     )
     ops = PerceptionModel.from_pretrained(args.model).config.ops
     for name, threshold, old, new in zip(ops, thresholds, before, after, strict=True):

@@ -86,6 +86,9 @@ class PerceptionRecipe(Recipe):
     p_8bit: float = 0.0
     """Share of degraded training crops stored as an 8-bit file would hold them (see
     ``DegradedSampler.p_8bit``)."""
+    op_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    """How often each op is drawn for training, relative to 1 (an op not named): more
+    examples of the ops perception misses most. Validation draws every op evenly."""
     calibrate: bool = True
     """At the end, set ``OUT/best``'s per-op decision thresholds on the held-out photos
     (``vlir.perception.calibrate``), so the exported model is ready to analyse."""
@@ -247,13 +250,14 @@ def train(recipe: PerceptionRecipe) -> Path:
     captions = load_captions(recipe.captions)
     images = CleanImages(recipe.data, config.train_size, captions)
     train_ids, holdout = split_holdout(len(images), recipe.holdout)
-    pipeline = DegradationPipeline(max_ops=recipe.max_ops)
+    pipeline = DegradationPipeline(max_ops=recipe.max_ops, weights=recipe.op_weights)
+    even = DegradationPipeline(max_ops=recipe.max_ops)
     sampler = DegradedSampler(
         images, pipeline, p_clean=recipe.p_clean, p_grey=recipe.p_grey, subset=train_ids
     )
     deg_sampler, val_sampler = (
         sampler,
-        DegradedSampler(images, pipeline, p_clean=recipe.p_clean, subset=holdout),
+        DegradedSampler(images, even, p_clean=recipe.p_clean, subset=holdout),
     )
     if recipe.degradation_view == "native":
         native = CleanImages(recipe.data, None, captions)
@@ -269,7 +273,7 @@ def train(recipe: PerceptionRecipe) -> Path:
             p_8bit=recipe.p_8bit,
         )
         val_sampler = DegradedSampler(
-            native, pipeline, p_clean=recipe.p_clean, subset=holdout, crop=crop
+            native, even, p_clean=recipe.p_clean, subset=holdout, crop=crop
         )
     elif recipe.degradation_view != "whole":
         raise VlirError(
