@@ -276,13 +276,12 @@ def test_shipped_perception_names_clear_cases(spec: str, op: str | None) -> None
     from skimage import data
 
     model = PerceptionModel.from_pretrained()  # the shipped weights, no network
-    clean = torch.from_numpy(data.astronaut().astype(np.float32) / 255).permute(2, 0, 1)[None]
-    if spec:
-        image = parse_ops(spec, np.random.default_rng(0)).apply(clean[0].permute(1, 2, 0).numpy())
-        image = torch.from_numpy(image).permute(2, 0, 1)[None]
-    else:
-        image = torch.nn.functional.interpolate(clean, scale_factor=0.5, mode="area")
-    found = [f.op for f in analyze(model, image.float()).found]
+    clean = data.astronaut().astype(np.float32) / 255
+    image = parse_ops(spec, np.random.default_rng(0)).apply(clean) if spec else clean
+    image = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    if not spec:
+        image = torch.nn.functional.interpolate(image, scale_factor=0.5, mode="area")
+    found = [f.op for f in analyze(model, image).found]
     assert (op in found) if op else not found
 
 

@@ -637,6 +637,8 @@ def test_per_pixel_norm_sees_only_its_pixel() -> None:
     torch.manual_seed(0)
     per_pixel, over_map = LayerNorm2d(6, per_pixel=True), LayerNorm2d(6)
     per_pixel.load_state_dict(over_map.state_dict())
+    for norm in (per_pixel, over_map):
+        norm.requires_grad_(False)  # the checks below read plain numbers
     x = torch.randn(1, 6, 8, 8)
     changed = x.clone()
     changed[0, 2, 3, 4] += 5
