@@ -208,11 +208,11 @@ def test_prior_and_refiner_training_run_and_resume(
     train_prior(
         load_recipe(PriorRecipe, tmp_path / "prior.yaml", {"out": str(prior_out), "steps": 2})
     )
-    train_prior(
-        load_recipe(PriorRecipe, tmp_path / "prior.yaml", {"out": str(prior_out), "steps": 3})
-    )
+    settings = {"out": str(prior_out), "steps": 3, "ema": 0.9}
+    train_prior(load_recipe(PriorRecipe, tmp_path / "prior.yaml", settings))
     lines = [json.loads(line) for line in (prior_out / "log.jsonl").read_text().splitlines()]
     assert lines[-1]["step"] == 3 and "val/psnr" in lines[-1]
+    assert "ema" in torch.load(prior_out / "checkpoint.pt", weights_only=False)
 
     import dataclasses
 
@@ -238,6 +238,8 @@ def test_prior_and_refiner_training_run_and_resume(
     assert refiner.adaptor.config.perception == str(tmp_path / "perception")
     with pytest.raises(VlirError, match="loss"):
         train_refiner(load_recipe(RefinerRecipe, tmp_path / "refiner.yaml", {"loss": "l2"}))
+    with pytest.raises(VlirError, match="ema"):
+        train_refiner(load_recipe(RefinerRecipe, tmp_path / "refiner.yaml", {"ema": 0.9}))
 
 
 def tiny_stable_diffusion(folder: Path) -> Path:

@@ -134,11 +134,19 @@ def test_training_runs_resumes_and_exports(tmp_path: Path, tiny_training_data) -
     out = tmp_path / "run"
     train(load_recipe(PerceptionRecipe, recipe_file, {"out": str(out)}))
     assert (out / "checkpoint.pt").exists() and (out / "best" / "model.safetensors").exists()
-    train(load_recipe(PerceptionRecipe, recipe_file, {"out": str(out), "steps": 3}))
-    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    # resumed with a weight average newly set: it starts from the resumed weights
+    train(load_recipe(PerceptionRecipe, recipe_file, {"out": str(out), "steps": 3, "ema": 0.9}))
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    steps = [line["step"] for line in lines]
     assert steps[-1] == 3 and 1 in steps  # resumed at step 2, did one more
+    assert {"val/f1_macro", "val/live_f1_macro"} <= set(lines[-1])
     model = PerceptionModel.from_pretrained(out / "last")
     assert model.text_lora_state()  # the caption-alignment LoRA travels with the model
+    # what is exported is the average, not the last step's weights
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    exported = model.state_dict()["presence.weight"]
+    assert torch.equal(exported, state["ema"]["model"]["presence.weight"])
+    assert not torch.equal(exported, state["model"]["presence.weight"])
     fresh = tmp_path / "continued"
     train(
         load_recipe(

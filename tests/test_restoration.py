@@ -383,10 +383,16 @@ def test_restorer_training_runs_and_resumes(
     )
     out = tmp_path / "run"
     train(load_recipe(RestorerRecipe, recipe, {"out": str(out)}))
-    train(load_recipe(RestorerRecipe, recipe, {"out": str(out), "steps": 3}))
+    train(load_recipe(RestorerRecipe, recipe, {"out": str(out), "steps": 3, "ema": 0.9}))
     lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert lines[-1]["step"] == 3 and "val/psnr_blind" in lines[-1]
     assert RestorerModel.from_pretrained(out / "best").config.width == 8
+    # with ema, the exported weights are the average's
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    exported = RestorerModel.from_pretrained(out / "last").state_dict()
+    key = next(k for k, v in exported.items() if v.is_floating_point() and v.dim() == 4)
+    assert torch.equal(exported[key], state["ema"]["model"][key])
+    assert not torch.equal(exported[key], state["model"][key])
 
 
 def test_restorer_training_with_workers_stops_on_its_time_limit(

@@ -51,6 +51,10 @@ class Recipe:
     init: str | None = None
     """Start a new run from these weights (a shipped name or a folder); ignored when
     OUT/checkpoint.pt exists (that run resumes instead)."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of the weights (``vlir.training.ema``),
+    validated and exported instead of the last step's; 0: off. 0.999 averages over
+    about the last thousand steps. Trainers that do not support it refuse it."""
 
 
 def split_holdout(count: int, holdout: int) -> tuple[list[int], list[int]]:

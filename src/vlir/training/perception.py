@@ -53,6 +53,7 @@ from vlir.training.common import (
     setup_distributed,
     split_holdout,
 )
+from vlir.training.ema import WeightAverage, resume_average
 
 
 @dataclass
@@ -184,6 +185,17 @@ def validate(
     }
 
 
+def validate_run(
+    model: PerceptionModel, average: WeightAverage | None, sampler: DegradedSampler, seed: int
+) -> dict[str, float]:
+    """Validation of the weights a run exports; with an average, the last step's weights
+    too (``val/live_...``), so a log shows what the average is worth."""
+    if average is None:
+        return validate(model, sampler, seed)
+    live = {f"val/live_{k[4:]}": v for k, v in validate(model, sampler, seed).items()}
+    return {**validate(average.model, sampler, seed), **live}
+
+
 class _Trainable(nn.Module):
     """Perception model + text LoRA as one module, so DDP syncs both."""
 
@@ -289,6 +301,8 @@ def train(recipe: PerceptionRecipe) -> Path:
     if state is not None:
         text.backbone.load_state_dict(state["lora"], strict=False)
     broadcast_weights(trainable, dist_info)
+    average = resume_average(model, recipe.ema, state)
+    shipped = average.model if average is not None else model  # validated and exported
     texts = CachedTextEncoder(text, capacity=10_000, base=True)  # frozen-base embeddings
     logger = Logger(out, dist_info.main)
     stream = batch_stream(
@@ -340,6 +354,8 @@ def train(recipe: PerceptionRecipe) -> Path:
         if dist_info.world > 1:
             average_gradients(trainable, dist_info.world)
         optimizer.step()
+        if average is not None:
+            average.update(model)
         step += 1
         if step % recipe.log_every == 0:
             logger.log(
@@ -358,14 +374,15 @@ def train(recipe: PerceptionRecipe) -> Path:
         milestones.after_step(
             step,
             step if out_of_time else recipe.steps,
-            validate=lambda: validate(model, val_sampler, recipe.seed + 99),
+            validate=lambda: validate_run(model, average, val_sampler, recipe.seed + 99),
             score="val/f1_macro",
-            export=lambda directory: export(model, text, directory),
+            export=lambda directory: export(shipped, text, directory),
             state=lambda: {
                 "model": model.state_dict(),
                 "lora": text.lora_state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "recipe": dataclasses.asdict(recipe),
+                **({"ema": average.state_dict()} if average is not None else {}),
             },
         )
         if out_of_time:

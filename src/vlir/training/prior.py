@@ -36,6 +36,7 @@ from vlir.training.common import (
     setup_distributed,
     split_holdout,
 )
+from vlir.training.ema import resume_average
 
 
 @dataclass
@@ -88,20 +89,22 @@ def train(recipe: PriorRecipe) -> Path:
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=recipe.lr, betas=(0.9, 0.99), weight_decay=recipe.weight_decay
     )
-    step, best, _ = resume(out, model, optimizer)
+    step, best, checkpoint = resume(out, model, optimizer)
     broadcast_weights(model, dist_info)
+    average = resume_average(model, recipe.ema, checkpoint)
+    shipped = average.model if average is not None else model  # validated and exported
     rng = np.random.default_rng([recipe.seed, dist_info.rank, step])
     logger = Logger(out, dist_info.main)
     milestones = Milestones.for_recipe(recipe, main=dist_info.main, best=best, logger=logger)
 
     @torch.no_grad()
     def validate() -> dict[str, float]:
-        model.eval()
+        shipped.eval()
         clean = val_batch.clean.to(device)
         captions = text(val_batch.captions)
         scores = {
             f"val/psnr_sigma{s}": one_step_psnr(
-                model, clean, s, recipe.seed, captions.tokens, captions.mask
+                shipped, clean, s, recipe.seed, captions.tokens, captions.mask
             )
             for s in (0.1, 0.3)
         }
@@ -127,6 +130,8 @@ def train(recipe: PriorRecipe) -> Path:
             average_gradients(model, dist_info.world)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        if average is not None:
+            average.update(model)
         step += 1
         if step % recipe.log_every == 0:
             logger.log(
@@ -137,11 +142,12 @@ def train(recipe: PriorRecipe) -> Path:
             recipe.steps,
             validate=validate,
             score="val/psnr",
-            export=model.save_pretrained,
+            export=shipped.save_pretrained,
             state=lambda: {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "recipe": dataclasses.asdict(recipe),
+                **({"ema": average.state_dict()} if average is not None else {}),
             },
         )
     return out / "best"

@@ -219,6 +219,8 @@ def conditioning_of(
 def train(recipe: RefinerRecipe) -> Path:
     if recipe.loss not in ("image", "velocity"):
         raise VlirError(f"loss must be 'image' or 'velocity', got {recipe.loss!r}")
+    if recipe.ema:
+        raise VlirError("ema: the refiner's trainer keeps no weight average (set ema=0)")
     torch.manual_seed(recipe.seed)
     out = Path(recipe.out)
     train_path, val_path = build_caches(recipe)

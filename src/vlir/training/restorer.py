@@ -44,6 +44,7 @@ from vlir.training.common import (
     setup_distributed,
     split_holdout,
 )
+from vlir.training.ema import resume_average
 
 
 @dataclass
@@ -189,6 +190,7 @@ def validate(
 ) -> dict[str, float]:
     """Blind-prompt PSNR on held-out BSD400 crops with fixed degradations; ``semantic``:
     each with a semantic prompt written about the damaged photo ("a noisy photo of ...")."""
+    training = model.training
     model.eval()
     rng = np.random.default_rng(seed)
     caption_rng = np.random.default_rng(seed + 1)  # the crops stay those of the blind run
@@ -210,7 +212,7 @@ def validate(
         scores.extend((-10 * torch.log10(mse)).tolist())
         mse_in = ((degraded.clamp(0, 1) - clean) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
         identity.extend((-10 * torch.log10(mse_in)).tolist())
-    model.train()
+    model.train(training)
     return {"val/psnr_blind": float(np.mean(scores)), "val/psnr_input": float(np.mean(identity))}
 
 
@@ -270,8 +272,10 @@ def train(recipe: RestorerRecipe) -> Path:
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=recipe.lr, betas=(0.9, 0.9), weight_decay=recipe.weight_decay
     )
-    step, best, _ = resume(out, model, optimizer)
+    step, best, checkpoint = resume(out, model, optimizer)
     broadcast_weights(model, dist_info)
+    average = resume_average(model, recipe.ema, checkpoint)
+    shipped = average.model if average is not None else model  # validated and exported
     logger = Logger(out, dist_info.main)
     stream = batch_stream(TrainingBatches(sampler, recipe, dist_info.rank, step), recipe.workers)
     autocast = torch.autocast(
@@ -303,6 +307,8 @@ def train(recipe: RestorerRecipe) -> Path:
             average_gradients(model, dist_info.world)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
         optimizer.step()
+        if average is not None:
+            average.update(model)
         step += 1
         if step % recipe.log_every == 0:
             logger.log(
@@ -320,13 +326,14 @@ def train(recipe: RestorerRecipe) -> Path:
         milestones.after_step(
             step,
             step if out_of_time else recipe.steps,
-            validate=lambda: validate(model, encoders, val_sampler, recipe.seed + 99),
+            validate=lambda: validate(shipped, encoders, val_sampler, recipe.seed + 99),
             score="val/psnr_blind",
-            export=model.save_pretrained,
+            export=shipped.save_pretrained,
             state=lambda: {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "recipe": dataclasses.asdict(recipe),
+                **({"ema": average.state_dict()} if average is not None else {}),
             },
         )
         if out_of_time:
