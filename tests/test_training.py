@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from vlir.errors import VlirError
 from vlir.training.ema import WeightAverage, resume_average
 
 
@@ -45,5 +46,5 @@ def test_average_resumes_and_refuses_a_bad_decay() -> None:
     # a run resumed with ema newly set starts the average from the weights it resumed
     fresh = resume_average(model, 0.9, {"model": model.state_dict()})
     assert torch.equal(fresh.model[0].bias, model[0].bias)
-    with pytest.raises(ValueError, match="decay"):
+    with pytest.raises(VlirError, match="decay"):
         WeightAverage(model, 1.0)

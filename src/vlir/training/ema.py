@@ -15,6 +15,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from vlir.errors import VlirError
+
 
 class WeightAverage:
     """``decay`` close to 1 averages over more steps; early on the average follows the
@@ -23,7 +25,7 @@ class WeightAverage:
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"ema decay must be between 0 and 1, not {decay}")
+            raise VlirError(f"ema must be between 0 and 1 (its decay), not {decay}")
         self.decay = decay
         self.updates = 0
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
