@@ -59,6 +59,9 @@ class PretrainedModel(nn.Module):
 
     config_class: ClassVar[type]
     model_type: ClassVar[str]
+    full_precision: ClassVar[tuple[str, ...]] = ()
+    """Prefixes of tensors ``save_pretrained(dtype=...)`` never casts: small ones that need the
+    precision (an image head's standardisation statistics)."""
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -79,7 +82,8 @@ class PretrainedModel(nn.Module):
         tensors = {}
         for key, value in self.state_to_save().items():
             value = value.detach().cpu()
-            if dtype is not None and value.is_floating_point():
+            cast = dtype is not None and value.is_floating_point()
+            if cast and not key.startswith(self.full_precision):
                 value = value.to(dtype)
             tensors[key] = value.contiguous()
         save_file(tensors, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})

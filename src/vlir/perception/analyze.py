@@ -1,8 +1,10 @@
 """``analyze``: what is wrong with a photo, how strongly, and the prompt to fix it.
 
 Degradation evidence is read at the image's own resolution (tiles of the
-training size, averaged), because resizing would wash out noise and JPEG
-blocks; content is read from the whole image resized to the training view.
+training size), because resizing would wash out noise and JPEG blocks; the
+tiles' probabilities are averaged, or a model with an image head
+(``vlir.perception.image_head``) decides from them and the whole photo's
+statistics. Content is read from the whole image resized to the training view.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from vlir.degradations import RestorationPrompt, get_op
+from vlir.perception.image_head import image_evidence
 from vlir.perception.labels import prompt_from_prediction, strength_value
 from vlir.perception.model import Perception, PerceptionModel
 
@@ -82,6 +85,15 @@ def _tiles(image: torch.Tensor, size: tuple[int, int], limit: int) -> torch.Tens
     return torch.cat([image[..., y : y + th, x : x + tw] for y, x in boxes], dim=0)
 
 
+def read_tiles(
+    model: PerceptionModel, image: torch.Tensor, max_tiles: int = 12
+) -> tuple[Perception, torch.Tensor]:
+    """What the model says on each tile of ``image`` [1, 3, H, W] (a batch of tiles), and
+    the view they were cut from (a small image mirrored up to ``MIN_SIDE``)."""
+    view = _mirror_to(image, MIN_SIDE)
+    return model(_tiles(view, model.config.train_size, max_tiles)), view
+
+
 @torch.no_grad()
 def analyze(
     model: PerceptionModel, image: torch.Tensor, *, max_tiles: int = 12, calibrated: bool = True
@@ -91,9 +103,13 @@ def analyze(
     ``calibrated``: decide with the model's per-op thresholds (else 0.5 for all, as the
     calibration itself needs)."""
     config = model.config
-    tiles = _tiles(_mirror_to(image, MIN_SIDE), config.train_size, max_tiles)
-    local = model(tiles)
+    local, view = read_tiles(model, image, max_tiles)
     probability = torch.sigmoid(local.presence_logits).mean(0).cpu().numpy()
+    if model.image_head is not None:
+        evidence = image_evidence(local.presence_logits, view, config.signal_features)
+        by_head = torch.sigmoid(model.image_head(evidence))[0].cpu().numpy()
+        by_tiles = [name in config.tile_ops for name in config.ops]
+        probability = np.where(by_tiles, probability, by_head)
     strength = local.strength.mean(0).cpu().numpy()
     whole = F.interpolate(image, size=config.train_size, mode="area")
     overall = model(whole)

@@ -24,6 +24,7 @@ from vlir.degradations import OP_NAMES
 from vlir.errors import VlirError
 from vlir.modeling import PretrainedModel, weights_fingerprint
 from vlir.perception import signal_statistics as signals
+from vlir.perception.image_head import ImageHead, evidence_dim
 from vlir.perception.image_tower import ImageTower
 from vlir.text import TextEncoder, load_text_encoder
 
@@ -52,6 +53,15 @@ class PerceptionConfig:
     """How many of ``signal_statistics.FEATURE_NAMES``, in order, it reads: statistics are
     only appended, so a model keeps reading the ones it was trained on. Configs saved
     before this field existed read the first ``signal_statistics.FIRST_DIM``."""
+    image_head: int | None = None
+    """Hidden width of the image-level head (``vlir.perception.image_head``; 0: linear),
+    which decides what a whole photo holds from its tiles' logits and its whole-image
+    statistics; None: no head, the mean of the tiles' probabilities decides."""
+    tile_ops: tuple[str, ...] = ()
+    """Ops the mean of the tiles' probabilities still decides with an image head. Low
+    light: the engine darkens a whole frame evenly, so the whole photo's light statistics
+    teach the head that bright highlights mean a normal exposure, which a real dark room
+    lit by a lamp or a window breaks; its tiles read low light alone just as well."""
     thresholds: tuple[float, ...] | None = None
     """Per-op probability above which an op counts as found, calibrated on held-out
     training photos (``vlir.perception.calibrate``); None: 0.5 for every op."""
@@ -92,6 +102,7 @@ class AttentionPool(nn.Module):
 class PerceptionModel(PretrainedModel):
     config_class = PerceptionConfig
     model_type = "perception"
+    full_precision = ("image_head.",)
 
     def __init__(self, config: PerceptionConfig) -> None:
         super().__init__(config)
@@ -124,6 +135,15 @@ class PerceptionModel(PretrainedModel):
         self.deg_project = nn.Linear(dim, dim)
         self.presence = nn.Linear(hidden, ops)
         self.strength = nn.Linear(hidden, ops)
+        self.image_head: ImageHead | None = None
+        if config.image_head is not None:
+            if not config.signal_statistics:
+                raise VlirError("perception config: the image head needs signal_statistics")
+            evidence = evidence_dim(ops, config.signal_features)
+            self.image_head = ImageHead(evidence, ops, config.image_head)
+        unknown = sorted(set(config.tile_ops) - set(config.ops))
+        if unknown:
+            raise VlirError(f"perception config: tile_ops names an op it has not: {unknown[0]}")
         self.content_tokens = nn.Sequential(
             nn.Conv2d(self.tower.out_channels, dim, 1), nn.GELU(), nn.Conv2d(dim, dim, 1)
         )

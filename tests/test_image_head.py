@@ -1,0 +1,147 @@
+"""Perception's image-level head: its evidence, its fit, and a checkpoint that carries it."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.test_perception import TINY
+from vlir.degradations import OP_NAMES
+from vlir.errors import VlirError
+from vlir.perception import PerceptionModel, analyze, fit_image_head, image_head
+from vlir.perception import signal_statistics as signals
+from vlir.perception.image_head import ImageHead, evidence_dim, fit_head, image_evidence
+
+WITH_STATISTICS = dataclasses.replace(TINY, signal_statistics=True)
+
+
+def test_evidence_pools_the_tiles_and_reads_the_whole_photo_at_two_scales() -> None:
+    ops, features = 3, 10
+    tile_logits = torch.tensor([[1.0, -2.0, 0.0], [3.0, -4.0, 0.0]])  # [T=2, N=3]
+    image = torch.rand(1, 3, 64, 96)
+    evidence = image_evidence(tile_logits, image, features)[0]
+    assert evidence.shape == (evidence_dim(ops, features),)
+    pooled = evidence[: 4 * ops].view(4, ops)
+    assert pooled.tolist() == [[2, -3, 0], [3, -2, 0], [1, -4, 0], [1, 1, 0]]
+    whole = signals.signal_statistics(image)[0, :features]
+    half = signals.signal_statistics(torch.nn.functional.avg_pool2d(image, 2))[0, :features]
+    assert torch.allclose(evidence[4 * ops : 4 * ops + features], whole)
+    assert torch.allclose(evidence[4 * ops + features :], half, atol=1e-5)
+
+
+def test_a_large_photo_is_read_on_a_centre_crop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(image_head, "WHOLE_SIDE", 64)
+    image = torch.rand(1, 3, 100, 200)
+    centre = image[..., 18:82, 68:132]
+    logits = torch.zeros(1, 2)
+    assert torch.equal(image_evidence(logits, image, 5), image_evidence(logits, centre, 5))
+
+
+@pytest.mark.parametrize("hidden", [0, 16])
+def test_the_fitted_head_finds_what_the_evidence_shows(hidden: int) -> None:
+    generator = torch.Generator().manual_seed(0)
+    evidence = torch.randn(600, 6, generator=generator) * torch.tensor([1, 2, 5, 1, 1, 1.0])
+    evidence[:, 3] += 7.0  # standardised away by the head, not by the caller
+    truth = torch.stack([evidence[:, 2] > 0, evidence[:, 0] + evidence[:, 1] > 0.5], 1).float()
+    head = fit_head(evidence[:400], truth[:400], hidden)
+    with torch.no_grad():
+        found = head(evidence[400:]) > 0
+    accuracy = (found == truth[400:].bool()).float().mean(0)
+    assert (accuracy > 0.95).all(), accuracy
+    assert torch.allclose(head.evidence_mean, evidence[:400].mean(0))
+
+
+def test_a_model_with_an_image_head_decides_with_it_and_keeps_it_at_full_precision(
+    tmp_path: Path,
+) -> None:
+    config = dataclasses.replace(WITH_STATISTICS, image_head=0)
+    model = PerceptionModel(config).eval()
+    assert isinstance(model.image_head, ImageHead)
+    haze = OP_NAMES.index("haze")
+    with torch.no_grad():
+        model.image_head.net.weight.zero_()
+        model.image_head.net.bias.fill_(-20.0)
+        model.image_head.net.bias[haze] = 20.0
+    image = torch.rand(1, 3, 120, 200)
+    assert [f.op for f in analyze(model, image).found] == ["haze"]
+    # without the head, the same tower decides from its tiles alone
+    plain = PerceptionModel(WITH_STATISTICS).eval()
+    plain.load_state_dict(model.state_dict(), strict=False)
+    by_op = {f.op: f.probability for f in analyze(plain, image).findings}
+    assert 0.01 < by_op["haze"] < 0.99
+
+    folder = model.save_pretrained(tmp_path / "p", dtype=torch.float16)
+    stored = load_file(str(folder / "model.safetensors"))
+    assert stored["image_head.evidence_scale"].dtype == torch.float32
+    assert stored["presence.weight"].dtype == torch.float16
+    loaded = PerceptionModel.from_pretrained(folder)
+    assert loaded.config.image_head == 0
+    assert [f.op for f in analyze(loaded, image).found] == ["haze"]
+
+
+def test_the_tiles_still_decide_the_ops_named_in_tile_ops() -> None:
+    config = dataclasses.replace(WITH_STATISTICS, image_head=0, tile_ops=("haze",))
+    model = PerceptionModel(config).eval()
+    with torch.no_grad():
+        model.image_head.net.weight.zero_()
+        model.image_head.net.bias.fill_(20.0)
+    image = torch.rand(1, 3, 120, 200)
+    by_op = {f.op: f.probability for f in analyze(model, image).findings}
+    plain = PerceptionModel(WITH_STATISTICS).eval()
+    plain.load_state_dict(model.state_dict(), strict=False)
+    tiles = {f.op: f.probability for f in analyze(plain, image).findings}
+    assert by_op["haze"] == pytest.approx(tiles["haze"]) and by_op["rain"] > 0.99
+
+
+def test_an_image_head_needs_the_signal_statistics_and_known_tile_ops() -> None:
+    with pytest.raises(VlirError, match="needs signal_statistics"):
+        PerceptionModel(dataclasses.replace(TINY, image_head=0))
+    with pytest.raises(VlirError, match="tile_ops names an op it has not: fog"):
+        PerceptionModel(dataclasses.replace(WITH_STATISTICS, image_head=0, tile_ops=("fog",)))
+
+
+def test_fitting_a_checkpoints_head_writes_a_calibrated_model(
+    tmp_path: Path, tiny_training_data
+) -> None:
+    data, _ = tiny_training_data
+    base = PerceptionModel(WITH_STATISTICS).save_pretrained(tmp_path / "base")
+    cache = tmp_path / "evidence.pt"
+    arguments = ["--data", str(data), "--holdout", "1", "--rounds", "1", "--hidden", "0"]
+    arguments += ["--calibration-rounds", "1", "--evidence", str(cache)]
+    fit_image_head.main([str(base), "--out", str(tmp_path / "head"), *arguments])
+    fitted = PerceptionModel.from_pretrained(tmp_path / "head")
+    assert fitted.config.image_head == 0 and fitted.config.thresholds is not None
+    assert fitted.config.tile_ops == ("low_light",)
+    evidence, truth = torch.load(cache).values()
+    # the two training photos (one of three is held out), each as it is, with every single
+    # op, 4 pairs and 2 triples
+    assert truth.shape == (2 * (1 + len(OP_NAMES) + 4 + 2), len(OP_NAMES))
+    assert (truth.sum(1) == 0).sum() == 2 and (truth.sum(1) == 3).sum() == 2 * 2
+    assert evidence.shape == (len(truth), evidence_dim(len(OP_NAMES), signals.DIM))
+    # the tower is the base's, to the bit of its half-precision copy
+    tower = PerceptionModel.from_pretrained(base)
+    for key, value in tower.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(fitted.state_dict()[key], value.half().float()), key
+    # a second fit reads the cached evidence
+    fit_image_head.main([str(base), "--out", str(tmp_path / "again"), *arguments])
+    again = PerceptionModel.from_pretrained(tmp_path / "again")
+    assert torch.equal(again.image_head.net.weight, fitted.image_head.net.weight)
+
+
+def test_fitting_refuses_a_perception_without_statistics_or_foreign_evidence(
+    tmp_path: Path,
+) -> None:
+    base = PerceptionModel(TINY).save_pretrained(tmp_path / "base")
+    with pytest.raises(VlirError, match="reads signal statistics"):
+        fit_image_head.main([str(base), "--out", str(tmp_path / "out")])
+    base = PerceptionModel(WITH_STATISTICS).save_pretrained(tmp_path / "with")
+    cache = tmp_path / "evidence.pt"
+    torch.save({"evidence": torch.zeros(4, 7), "truth": torch.zeros(4, len(OP_NAMES))}, cache)
+    with pytest.raises(VlirError, match="evidence of another perception"):
+        fit_image_head.main([str(base), "--out", str(tmp_path / "out"), "--evidence", str(cache)])
+    assert not (tmp_path / "out").exists()
