@@ -131,6 +131,7 @@ def test_fitting_a_checkpoints_head_writes_a_calibrated_model(
     fit_image_head.main([str(base), "--out", str(tmp_path / "again"), *arguments])
     again = PerceptionModel.from_pretrained(tmp_path / "again")
     assert torch.equal(again.image_head.net.weight, fitted.image_head.net.weight)
+    assert torch.is_grad_enabled()  # the command leaves the process as it found it
 
 
 def test_fitting_refuses_a_perception_without_statistics_or_foreign_evidence(

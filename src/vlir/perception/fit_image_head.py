@@ -94,7 +94,6 @@ def main(argv: list[str] | None = None) -> None:
         "--evidence", type=Path, default=None, help="cache file: reused if there, else written"
     )
     args = parser.parse_args(argv)
-    torch.set_grad_enabled(False)
     model = PerceptionModel.from_pretrained(args.model)
     if not model.config.signal_statistics:
         raise VlirError("the image head reads signal statistics: this perception has none")
