@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,27 +54,39 @@ def degrade(
     return torch.from_numpy(record.apply(clean)).permute(2, 0, 1)[None].float(), record
 
 
+def photo_draws(
+    paths: Sequence[Path], seed: int, pairs: int = 4, triples: int = 0
+) -> Iterator[tuple[tuple[str, ...], torch.Tensor]]:
+    """(ops, degraded [1, 3, H, W]) for each photo as it is, with every single op, with
+    ``pairs`` random pairs and ``triples`` random triples of ops from different families.
+    The photo as it is counts: a threshold chosen on degraded photos alone never pays for
+    reading a clean one as degraded, and clean photos are what many users bring."""
+    rng = np.random.default_rng(seed)
+    combos = op_combinations()
+    two = [c for c in combos if len(c) == 2]
+    three = [c for c in itertools.combinations(OPS, 3) if len({get_op(n).family for n in c}) == 3]
+    for path in paths:
+        clean = load_image(path).rgb
+        mixed = [two[i] for i in rng.choice(len(two), pairs, replace=False)]
+        if triples:
+            mixed += [three[i] for i in rng.choice(len(three), triples, replace=False)]
+        for combo in [()] + [c for c in combos if len(c) == 1] + mixed:
+            yield combo, degrade(clean, combo, rng)[0]
+
+
 @torch.no_grad()
 def collect(
     model: PerceptionModel, paths: Sequence[Path], seed: int = 0, mixtures: int = 4
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(truth [M, N] in {0, 1}, probability [M, N]) over each photo as it is, every single
-    op and ``mixtures`` random pairs per photo. The photo as it is counts: a threshold
-    chosen on degraded photos alone never pays for reading a clean one as degraded, and
-    clean photos are what many users bring."""
-    rng = np.random.default_rng(seed)
+    """(truth [M, N] in {0, 1}, probability [M, N]) over ``photo_draws`` of ``paths``
+    with ``mixtures`` pairs per photo."""
     ops = model.config.ops
-    combos = op_combinations()
-    pairs = [c for c in combos if len(c) == 2]
     truth, probability = [], []
-    for path in paths:
-        clean = load_image(path).rgb
-        picks = [pairs[i] for i in rng.choice(len(pairs), mixtures, replace=False)]
-        for combo in [()] + [c for c in combos if len(c) == 1] + picks:
-            found = analyze(model, degrade(clean, combo, rng)[0], calibrated=False)
-            by_op = {f.op: f.probability for f in found.findings}
-            truth.append([float(name in combo) for name in ops])
-            probability.append([by_op[name] for name in ops])
+    for combo, image in photo_draws(paths, seed, pairs=mixtures):
+        found = analyze(model, image, calibrated=False)
+        by_op = {f.op: f.probability for f in found.findings}
+        truth.append([float(name in combo) for name in ops])
+        probability.append([by_op[name] for name in ops])
     return np.array(truth), np.array(probability)
 
 
@@ -105,12 +117,18 @@ def f1(truth: np.ndarray, found: np.ndarray) -> np.ndarray:
     return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), np.nan)
 
 
-def holdout_paths(data: str | Path, holdout: int) -> list[Path]:
-    """The photos a perception recipe with this ``holdout`` kept out of training."""
+def split_paths(data: str | Path, holdout: int) -> tuple[list[Path], list[Path]]:
+    """(training photos, held-out photos) of a perception recipe with this ``holdout``."""
     from vlir.training.common import split_holdout
 
     paths = sorted(p for p in Path(data).iterdir() if p.suffix.lower() in READ_SUFFIXES)
-    return [paths[i] for i in split_holdout(len(paths), holdout)[1]]
+    kept, held = split_holdout(len(paths), holdout)
+    return [paths[i] for i in kept], [paths[i] for i in held]
+
+
+def holdout_paths(data: str | Path, holdout: int) -> list[Path]:
+    """The photos a perception recipe with this ``holdout`` kept out of training."""
+    return split_paths(data, holdout)[1]
 
 
 def calibrate_checkpoint(

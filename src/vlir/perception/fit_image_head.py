@@ -15,41 +15,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vlir.degradations import OPS, get_op
 from vlir.errors import VlirError
-from vlir.io import READ_SUFFIXES, load_image
 from vlir.perception.analyze import read_tiles
-from vlir.perception.calibrate import calibrate_checkpoint, degrade, op_combinations
+from vlir.perception.calibrate import calibrate_checkpoint, photo_draws, split_paths
 from vlir.perception.image_head import evidence_dim, fit_head, image_evidence
 from vlir.perception.model import PerceptionModel
-from vlir.training.common import split_holdout
-
-
-def photo_draws(
-    paths: Sequence[Path], seed: int, pairs: int = 4, triples: int = 2
-) -> Iterator[tuple[tuple[str, ...], torch.Tensor]]:
-    """(ops, degraded [1, 3, H, W]) for each photo as it is, with every single op, with
-    ``pairs`` random pairs and ``triples`` random triples of ops from different families:
-    the tower trains on up to three at once, and the restorer meets as many."""
-    rng = np.random.default_rng(seed)
-    combos = op_combinations()
-    two = [c for c in combos if len(c) == 2]
-    three = [
-        c for c in itertools.combinations(OPS, 3) if len({get_op(name).family for name in c}) == 3
-    ]
-    for path in paths:
-        clean = load_image(path).rgb
-        mixed = [two[i] for i in rng.choice(len(two), pairs, replace=False)]
-        mixed += [three[i] for i in rng.choice(len(three), triples, replace=False)]
-        for combo in [()] + [c for c in combos if len(c) == 1] + mixed:
-            yield combo, degrade(clean, combo, rng)[0]
 
 
 @torch.no_grad()
@@ -58,17 +34,12 @@ def collect_evidence(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(evidence [M, E], truth [M, N]) over ``photo_draws`` of ``paths``."""
     evidence, truth = [], []
-    for combo, image in photo_draws(paths, seed):
+    # triples too: the tower trains on up to three ops at once, and the restorer meets as many
+    for combo, image in photo_draws(paths, seed, pairs=4, triples=2):
         local, view = read_tiles(model, image)
         evidence.append(image_evidence(local.presence_logits, view, model.config.signal_features))
         truth.append([float(name in combo) for name in model.config.ops])
     return torch.cat(evidence), torch.tensor(truth)
-
-
-def training_paths(data: str | Path, holdout: int) -> list[Path]:
-    """The photos a perception recipe with this ``holdout`` trained on."""
-    paths = sorted(p for p in Path(data).iterdir() if p.suffix.lower() in READ_SUFFIXES)
-    return [paths[i] for i in split_holdout(len(paths), holdout)[0]]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         if evidence.shape[1] != width or truth.shape[1] != len(model.config.ops):
             raise VlirError(f"{args.evidence}: evidence of another perception (not {width} wide)")
     else:
-        paths = training_paths(args.data, args.holdout)
+        paths = split_paths(args.data, args.holdout)[0]
         parts = [collect_evidence(model, paths, args.seed + r) for r in range(args.rounds)]
         evidence, truth = torch.cat([e for e, _ in parts]), torch.cat([t for _, t in parts])
         if args.evidence is not None:
