@@ -50,6 +50,35 @@ def test_16bit_rgb_round_trip_is_lossless(tmp_path: Path, suffix: str) -> None:
     assert np.array_equal(np.round(again.rgb * 65535).astype(np.uint16), pixels)
 
 
+def test_float_and_32bit_tiffs_read_as_deep_photos(tmp_path: Path) -> None:
+    """PIL opens none of these; scientific and HDR tools write them."""
+    rng = np.random.default_rng(2)
+    pixels = rng.random((20, 30, 3)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "f32.tif", pixels)
+    image = load_image(tmp_path / "f32.tif")
+    assert image.bit_depth == 16 and not image.grey and image.alpha is None
+    assert np.array_equal(image.rgb, pixels)
+    save_image(tmp_path / "back.tif", image)  # the deepest vlir writes
+    assert np.allclose(tifffile.imread(tmp_path / "back.tif") / 65535, pixels, atol=1e-5)
+
+    with_alpha = np.concatenate([pixels, rng.random((20, 30, 1))], axis=2).astype(np.float16)
+    tifffile.imwrite(tmp_path / "f16a.tif", with_alpha)
+    image = load_image(tmp_path / "f16a.tif")
+    assert image.alpha is not None and np.allclose(image.alpha, with_alpha[..., 3], atol=1e-3)
+
+    wide = rng.integers(0, 2**32, (20, 30, 3), dtype=np.uint32)
+    tifffile.imwrite(tmp_path / "u32.tif", wide)
+    assert np.allclose(load_image(tmp_path / "u32.tif").rgb, wide / (2**32 - 1), atol=1e-6)
+
+    # out-of-range floats clip, NaN reads as black, the orientation tag is applied
+    hdr = np.full((20, 30, 3), np.nan, np.float32)
+    hdr[:10] = 4.0
+    tifffile.imwrite(tmp_path / "hdr.tif", hdr, extratags=[(274, "H", 1, 6, True)])
+    image = load_image(tmp_path / "hdr.tif")
+    assert image.rgb.shape == (30, 20, 3)
+    assert image.rgb[:, -10:].min() == 1.0 and image.rgb[:, :10].max() == 0.0
+
+
 def test_16bit_grey_png(tmp_path: Path) -> None:
     pixels = np.random.default_rng(1).integers(0, 65536, (16, 24), dtype=np.uint16)
     cv2.imwrite(str(tmp_path / "g16.png"), pixels)
@@ -159,12 +188,16 @@ def _bad_files(tmp_path: Path, rgb8: np.ndarray) -> dict[str, tuple[Path, str]]:
     buffer = io.BytesIO()
     PILImage.fromarray(rgb8).save(buffer, format="PNG")
     png = buffer.getvalue()
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, rgb8.astype(np.float32) / 255)
+    float_tiff = buffer.getvalue()
     files = {
         "empty.png": (b"", "empty"),
         "truncated.jpg": (jpeg[: len(jpeg) // 2], "truncated"),
         "truncated.png": (png[: len(png) // 2], "truncated"),
         "corrupt.png": (png[:40] + os.urandom(200), "corrupt"),
         "notes.png": (b"this is not an image\n" * 10, "not an image"),
+        "truncated.tif": (float_tiff[: len(float_tiff) // 2], "truncated"),
     }
     made = {}
     for name, (payload, message) in files.items():

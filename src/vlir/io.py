@@ -46,6 +46,7 @@ WRITE_FORMATS = {
     ".webp": "WEBP",
 }
 _EXIF_ORIENTATION = 0x0112
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic, BigTIFF
 _GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 luma
 
 
@@ -123,6 +124,8 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
         try:
             pil = PILImage.open(io.BytesIO(data))
         except UnidentifiedImageError:
+            if data[:4] in _TIFF_MAGIC:  # e.g. float RGB, which PIL cannot open
+                return _load_tiff(path, data, max_pixels)
             raise VlirError(
                 f"{path}: not an image vlir can read (PNG, JPEG, TIFF, BMP or WebP expected)"
             ) from None
@@ -220,15 +223,7 @@ def _decode_16bit(
 ) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """16-bit files go through OpenCV/tifffile: PIL flattens 16-bit RGB to 8 bits."""
     if pil.format == "TIFF":
-        import tifffile
-
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            page = tif.pages[0]
-            array = page.asarray()
-            if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and array.ndim == 3:
-                array = np.moveaxis(array, 0, -1)
-        if array.ndim == 3 and array.shape[2] == 4 and page.photometric == 5:  # separated = CMYK
-            raise VlirError(f"{path}: 16-bit CMYK TIFF is not supported; convert it to RGB")
+        array, _ = _tiff_pixels(path, data)  # PIL read the orientation
     else:
         import cv2
 
@@ -238,9 +233,68 @@ def _decode_16bit(
         elif array.ndim == 3:
             array = array[..., [2, 1, 0, 3][: array.shape[2]]]  # BGR(A) -> RGB(A)
     if array.dtype.kind == "f":
-        scaled = np.clip(array.astype(np.float32), 0, 1)
+        scaled = np.clip(np.nan_to_num(array.astype(np.float32)), 0, 1)
+    elif pil.format == "TIFF":  # tifffile keeps the stored type: 16 or 32 bits
+        scaled = np.clip(array.astype(np.float64) / np.iinfo(array.dtype).max, 0, 1)
     else:
         scaled = np.clip(array.astype(np.float32) / 65535.0, 0, 1)
+    return _split_channels(scaled.astype(np.float32))
+
+
+def _tiff_pixels(path: Path, data: bytes) -> tuple[np.ndarray, int]:
+    """(the first page of a TIFF as stored, channels last; its orientation tag)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            array = page.asarray()
+            separate = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
+            cmyk = page.photometric == tifffile.PHOTOMETRIC.SEPARATED
+            tag = page.tags.get(_EXIF_ORIENTATION)
+            orientation = int(tag.value) if tag is not None else 1
+    except Exception as exc:  # tifffile raises many types for broken files
+        raise VlirError(f"{path}: truncated or corrupt TIFF ({_reason(exc)})") from None
+    if separate and array.ndim == 3:
+        array = np.moveaxis(array, 0, -1)
+    if cmyk:
+        raise VlirError(f"{path}: high-bit-depth CMYK TIFF is not supported; convert it to RGB")
+    if array.ndim not in (2, 3) or array.dtype.kind not in "uif" or array.dtype.itemsize > 8:
+        raise VlirError(f"{path}: a TIFF of {array.dtype} {array.shape} is not a photo vlir reads")
+    return array, orientation
+
+
+def _load_tiff(path: Path, data: bytes, max_pixels: int) -> Image:
+    """A TIFF PIL cannot open (float or 32-bit RGB, as scientific and HDR tools write):
+    floats are read as [0, 1] and written back at 16 bits, the deepest vlir writes."""
+    array, orientation = _tiff_pixels(path, data)
+    height, width = array.shape[:2]
+    if height * width > max_pixels:
+        raise VlirError(
+            f"{path}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
+            f"{max_pixels:,} (possible decompression bomb)",
+            hint="raise it with --max-pixels if the file is trusted",
+        )
+    if array.dtype.kind == "f":
+        scaled = np.clip(np.nan_to_num(array.astype(np.float32)), 0, 1)
+    else:
+        scaled = np.clip(array.astype(np.float64) / np.iinfo(array.dtype).max, 0, 1)
+    pixels, alpha, grey = _split_channels(scaled.astype(np.float32))
+    pixels = _orient(pixels, orientation)
+    alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
+    if grey:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    return Image(
+        rgb=np.ascontiguousarray(pixels),
+        alpha=alpha,
+        bit_depth=16,
+        grey=grey,
+        source=path,
+    )
+
+
+def _split_channels(scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """[H, W] or [H, W, C] in [0, 1] -> (grey [H, W] or RGB [H, W, 3], alpha, grey?)."""
     if scaled.ndim == 2:
         return scaled, None, True
     channels = scaled.shape[2]
