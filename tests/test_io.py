@@ -54,7 +54,7 @@ def test_float_and_32bit_tiffs_read_as_deep_photos(tmp_path: Path) -> None:
     """PIL opens none of these; scientific and HDR tools write them."""
     rng = np.random.default_rng(2)
     pixels = rng.random((20, 30, 3)).astype(np.float32)
-    tifffile.imwrite(tmp_path / "f32.tif", pixels)
+    tifffile.imwrite(tmp_path / "f32.tif", pixels, photometric="rgb")
     image = load_image(tmp_path / "f32.tif")
     assert image.bit_depth == 16 and not image.grey and image.alpha is None
     assert np.array_equal(image.rgb, pixels)
@@ -62,12 +62,12 @@ def test_float_and_32bit_tiffs_read_as_deep_photos(tmp_path: Path) -> None:
     assert np.allclose(tifffile.imread(tmp_path / "back.tif") / 65535, pixels, atol=1e-5)
 
     with_alpha = np.concatenate([pixels, rng.random((20, 30, 1))], axis=2).astype(np.float16)
-    tifffile.imwrite(tmp_path / "f16a.tif", with_alpha)
+    tifffile.imwrite(tmp_path / "f16a.tif", with_alpha, photometric="rgb")
     image = load_image(tmp_path / "f16a.tif")
     assert image.alpha is not None and np.allclose(image.alpha, with_alpha[..., 3], atol=1e-3)
 
     wide = rng.integers(0, 2**32, (20, 30, 3), dtype=np.uint32)
-    tifffile.imwrite(tmp_path / "u32.tif", wide)
+    tifffile.imwrite(tmp_path / "u32.tif", wide, photometric="rgb")
     assert np.allclose(load_image(tmp_path / "u32.tif").rgb, wide / (2**32 - 1), atol=1e-6)
 
     # out-of-range floats clip, NaN reads as black, the orientation tag is applied
@@ -189,7 +189,7 @@ def _bad_files(tmp_path: Path, rgb8: np.ndarray) -> dict[str, tuple[Path, str]]:
     PILImage.fromarray(rgb8).save(buffer, format="PNG")
     png = buffer.getvalue()
     buffer = io.BytesIO()
-    tifffile.imwrite(buffer, rgb8.astype(np.float32) / 255)
+    tifffile.imwrite(buffer, rgb8.astype(np.float32) / 255, photometric="rgb")
     float_tiff = buffer.getvalue()
     files = {
         "empty.png": (b"", "empty"),

@@ -105,6 +105,14 @@ def test_analyze_reads_thumbnails_and_single_pixels(signal: bool) -> None:
     for height, width in ((1, 1), (5, 7), (16, 16), (31, 40)):
         result = analyze(model, torch.rand(1, 3, height, width))
         assert all(np.isfinite([f.probability, f.strength]).all() for f in result.findings)
+        # but what it reads there are guesses, and the analysis says so
+        assert (
+            result.note
+            == f"{width}x{height} is under 32 px a side, too small to tell what is wrong"
+        )
+        assert result.to_dict()["note"] == result.note
+    assert analyze(model, torch.rand(1, 3, 32, 40)).note == ""
+    assert "note" not in analyze(model, torch.rand(1, 3, 32, 40)).to_dict()
 
 
 def test_clip_image_tower(tmp_path: Path) -> None:

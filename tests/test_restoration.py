@@ -300,6 +300,23 @@ def test_a_model_without_reference_block_refuses_a_reference(
         restorer(photo, reference=photo)
 
 
+def test_too_small_to_read_is_refused_unless_the_prompt_says(
+    tiny_checkpoints: Path, photo: np.ndarray
+) -> None:
+    """Under 32 px a side perception reads mirrored copies: its guesses would restore
+    what is not there, so automatic restoration refuses, and a prompt still works."""
+    from vlir.pipeline import Restorer
+
+    restorer = Restorer.from_pretrained(tiny_checkpoints)
+    icon = photo[:20, :40]
+    with pytest.raises(VlirError, match=r"40x20 is under 32 px a side.*--prompt"):
+        restorer(icon)
+    guided = restorer(icon, prompt="denoise")
+    assert guided.image.shape == icon.shape
+    assert guided.report().startswith("found: not read (40x20 is under 32 px a side")
+    assert restorer(photo[:32, :32]).automatic
+
+
 def test_restore_cli(tiny_checkpoints: Path, tmp_path: Path, photo: np.ndarray) -> None:
     rgba = np.dstack(
         [np.round(photo * 255).astype(np.uint8), np.full(photo.shape[:2], 128, np.uint8)]
@@ -333,6 +350,17 @@ def test_restore_cli(tiny_checkpoints: Path, tmp_path: Path, photo: np.ndarray) 
         timeout=300,
     )
     assert bad.returncode == 1 and "strength" in bad.stderr
+    PILImage.fromarray(rgba[:8, :8]).save(tmp_path / "icon.png")
+    small = subprocess.run(
+        [*command, str(tmp_path / "icon.png"), str(tmp_path / "in.png"), "-o", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert small.returncode == 1 and "Traceback" not in small.stderr
+    line = f"vlir: error: {tmp_path / 'icon.png'}: 8x8 is under 32 px a side"
+    assert line in small.stderr and (tmp_path / "s" / "in.png").exists()
+    assert not (tmp_path / "s" / "icon.png").exists()
 
 
 def test_restorer_checkpoint_round_trip(tiny_checkpoints: Path) -> None:

@@ -93,7 +93,9 @@ def _run_batch(
                 err.print(f"vlir: warning: {src}: {warning.message}", markup=False, highlight=False)
         except VlirError as exc:
             failures += 1
-            err.print(f"vlir: error: {exc.one_line()}", markup=False, highlight=False)
+            line = exc.one_line()
+            line = line if line.startswith(str(src)) else f"{src}: {line}"
+            err.print(f"vlir: error: {line}", markup=False, highlight=False)
     return failures
 
 
@@ -375,6 +377,8 @@ def analyze(
             table.add_row("(nothing found)", "", "")
         out.print(table)
         out.print(f"prompt: {result.prompt.format()}", markup=False, highlight=False)
+        if result.note:
+            out.print(f"note: {result.note}: these findings are guesses", markup=False)
     if as_json:
         out.print(json.dumps(reports, indent=2), markup=False, highlight=False)
     if failures:

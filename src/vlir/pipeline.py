@@ -88,6 +88,8 @@ class Restoration:
             )
             or "nothing"
         )
+        if self.analysis.note:  # guesses, not findings
+            found = f"not read ({self.analysis.note})"
         mode = "automatic" if self.automatic else "user-guided"
         steps = f"{self.refine_steps} step" + ("s" if self.refine_steps != 1 else "")
         refined = f"; refined ({steps}, seed {self.seed})" if self.refine_steps else ""
@@ -335,6 +337,8 @@ class Restorer:
             request = analysis.prompt if analysis.found else RestorationPrompt.blind_prompt()
             if diffusion and self.load_refiner().adaptor.config.auto_prompt == "blind":
                 request = RestorationPrompt.blind_prompt()
+            elif analysis.note:  # guesses would restore what is not there
+                raise VlirError(analysis.note, hint="say what to remove with --prompt")
             prompt = request.format()
         plan = None
         if deconvolve and self.model is not None:

@@ -42,6 +42,8 @@ class Analysis:
     prompt: RestorationPrompt
     perception: Perception = field(repr=False)
     """Embeddings and tokens (batch of one) for conditioning the restorer."""
+    note: str = ""
+    """Why the findings may not be worth acting on (a photo too small to read), or ""."""
 
     @property
     def found(self) -> list[Finding]:
@@ -55,6 +57,7 @@ class Analysis:
             ],
             "all": {f.op: round(f.probability, 4) for f in self.findings},
             "prompt": self.prompt.format(),
+            **({"note": self.note} if self.note else {}),
         }
 
 
@@ -134,4 +137,14 @@ def analyze(
     ]
     findings.sort(key=lambda f: -f.probability)
     prompt = prompt_from_prediction(config.ops, probability, strength, thresholds)
-    return Analysis(findings, prompt, perception)
+    return Analysis(findings, prompt, perception, too_small(image))
+
+
+def too_small(image: torch.Tensor) -> str:
+    """Why an image [..., H, W] is too small to be read, or "". Under ``MIN_SIDE`` the tower
+    reads mirrored copies of it, not a photo: on 8-32 px crops of clean held-out photos
+    27-52% of readings found something (17% at 96 px)."""
+    height, width = image.shape[-2:]
+    if min(height, width) >= MIN_SIDE:
+        return ""
+    return f"{width}x{height} is under {MIN_SIDE} px a side, too small to tell what is wrong"
