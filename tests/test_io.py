@@ -60,6 +60,8 @@ def test_float_and_32bit_tiffs_read_as_deep_photos(tmp_path: Path) -> None:
     assert np.array_equal(image.rgb, pixels)
     save_image(tmp_path / "back.tif", image)  # the deepest vlir writes
     assert np.allclose(tifffile.imread(tmp_path / "back.tif") / 65535, pixels, atol=1e-5)
+    with pytest.raises(VlirError, match="600 pixels exceeds the limit of 500"):
+        load_image(tmp_path / "f32.tif", max_pixels=500)  # refused before it is decoded
 
     with_alpha = np.concatenate([pixels, rng.random((20, 30, 1))], axis=2).astype(np.float16)
     tifffile.imwrite(tmp_path / "f16a.tif", with_alpha, photometric="rgb")
@@ -73,7 +75,9 @@ def test_float_and_32bit_tiffs_read_as_deep_photos(tmp_path: Path) -> None:
     # out-of-range floats clip, NaN reads as black, the orientation tag is applied
     hdr = np.full((20, 30, 3), np.nan, np.float32)
     hdr[:10] = 4.0
-    tifffile.imwrite(tmp_path / "hdr.tif", hdr, extratags=[(274, "H", 1, 6, True)])
+    tifffile.imwrite(
+        tmp_path / "hdr.tif", hdr, photometric="rgb", extratags=[(274, "H", 1, 6, True)]
+    )
     image = load_image(tmp_path / "hdr.tif")
     assert image.rgb.shape == (30, 20, 3)
     assert image.rgb[:, -10:].min() == 1.0 and image.rgb[:, :10].max() == 0.0

@@ -131,15 +131,7 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
             ) from None
         except Exception as exc:  # PIL raises many types for broken headers
             raise VlirError(f"{path}: corrupt image header ({_reason(exc)})") from None
-        width, height = pil.size
-        if width <= 0 or height <= 0:
-            raise VlirError(f"{path}: image has no pixels ({width}x{height})")
-        if width * height > max_pixels:
-            raise VlirError(
-                f"{path}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
-                f"{max_pixels:,} (possible decompression bomb)",
-                hint="raise it with --max-pixels if the file is trusted",
-            )
+        _check_size(path, *pil.size, max_pixels)
         try:
             pil.load()
         except Exception as exc:
@@ -172,6 +164,18 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
         exif=exif_bytes,
         source=path,
     )
+
+
+def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
+    """Before decoding: an empty frame, or a decompression bomb."""
+    if width <= 0 or height <= 0:
+        raise VlirError(f"{path}: image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise VlirError(
+            f"{path}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
+            f"{max_pixels:,} (possible decompression bomb)",
+            hint="raise it with --max-pixels if the file is trusted",
+        )
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -241,18 +245,23 @@ def _decode_16bit(
     return _split_channels(scaled.astype(np.float32))
 
 
-def _tiff_pixels(path: Path, data: bytes) -> tuple[np.ndarray, int]:
-    """(the first page of a TIFF as stored, channels last; its orientation tag)."""
+def _tiff_pixels(path: Path, data: bytes, max_pixels: int | None = None) -> tuple[np.ndarray, int]:
+    """(the first page of a TIFF as stored, channels last; its orientation tag).
+    ``max_pixels``: its size is checked before it is decoded (PIL checked it otherwise)."""
     import tifffile
 
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
             page = tif.pages[0]
+            if max_pixels is not None:
+                _check_size(path, page.imagewidth, page.imagelength, max_pixels)
             array = page.asarray()
             separate = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
             cmyk = page.photometric == tifffile.PHOTOMETRIC.SEPARATED
             tag = page.tags.get(_EXIF_ORIENTATION)
             orientation = int(tag.value) if tag is not None else 1
+    except VlirError:
+        raise
     except Exception as exc:  # tifffile raises many types for broken files
         raise VlirError(f"{path}: truncated or corrupt TIFF ({_reason(exc)})") from None
     if separate and array.ndim == 3:
@@ -267,14 +276,7 @@ def _tiff_pixels(path: Path, data: bytes) -> tuple[np.ndarray, int]:
 def _load_tiff(path: Path, data: bytes, max_pixels: int) -> Image:
     """A TIFF PIL cannot open (float or 32-bit RGB, as scientific and HDR tools write):
     floats are read as [0, 1] and written back at 16 bits, the deepest vlir writes."""
-    array, orientation = _tiff_pixels(path, data)
-    height, width = array.shape[:2]
-    if height * width > max_pixels:
-        raise VlirError(
-            f"{path}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
-            f"{max_pixels:,} (possible decompression bomb)",
-            hint="raise it with --max-pixels if the file is trusted",
-        )
+    array, orientation = _tiff_pixels(path, data, max_pixels)
     if array.dtype.kind == "f":
         scaled = np.clip(np.nan_to_num(array.astype(np.float32)), 0, 1)
     else:
