@@ -236,13 +236,17 @@ def _decode_16bit(
             array = np.asarray(pil)  # e.g. 16-bit grey that OpenCV cannot decode
         elif array.ndim == 3:
             array = array[..., [2, 1, 0, 3][: array.shape[2]]]  # BGR(A) -> RGB(A)
+    # tifffile keeps the stored type (16 or 32 bits); OpenCV and PIL give 16 bits
+    return _split_channels(_unit_range(array, by_type=pil.format == "TIFF"))
+
+
+def _unit_range(array: np.ndarray, *, by_type: bool) -> np.ndarray:
+    """float32 in [0, 1]: floats clipped (NaN black); integers divided by their type's
+    largest value (``by_type``) or by 16 bits'."""
     if array.dtype.kind == "f":
-        scaled = np.clip(np.nan_to_num(array.astype(np.float32)), 0, 1)
-    elif pil.format == "TIFF":  # tifffile keeps the stored type: 16 or 32 bits
-        scaled = np.clip(array.astype(np.float64) / np.iinfo(array.dtype).max, 0, 1)
-    else:
-        scaled = np.clip(array.astype(np.float32) / 65535.0, 0, 1)
-    return _split_channels(scaled.astype(np.float32))
+        return np.clip(np.nan_to_num(array.astype(np.float32)), 0, 1)
+    top = np.iinfo(array.dtype).max if by_type else 65535
+    return np.clip(array.astype(np.float64) / top, 0, 1).astype(np.float32)
 
 
 def _tiff_pixels(path: Path, data: bytes, max_pixels: int | None = None) -> tuple[np.ndarray, int]:
@@ -277,11 +281,7 @@ def _load_tiff(path: Path, data: bytes, max_pixels: int) -> Image:
     """A TIFF PIL cannot open (float or 32-bit RGB, as scientific and HDR tools write):
     floats are read as [0, 1] and written back at 16 bits, the deepest vlir writes."""
     array, orientation = _tiff_pixels(path, data, max_pixels)
-    if array.dtype.kind == "f":
-        scaled = np.clip(np.nan_to_num(array.astype(np.float32)), 0, 1)
-    else:
-        scaled = np.clip(array.astype(np.float64) / np.iinfo(array.dtype).max, 0, 1)
-    pixels, alpha, grey = _split_channels(scaled.astype(np.float32))
+    pixels, alpha, grey = _split_channels(_unit_range(array, by_type=True))
     pixels = _orient(pixels, orientation)
     alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
     if grey:
