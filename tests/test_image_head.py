@@ -14,6 +14,7 @@ from vlir.degradations import OP_NAMES
 from vlir.errors import VlirError
 from vlir.perception import PerceptionModel, analyze, fit_image_head, image_head
 from vlir.perception import signal_statistics as signals
+from vlir.perception.analyze import read_tiles
 from vlir.perception.image_head import ImageHead, evidence_dim, fit_head, image_evidence
 
 WITH_STATISTICS = dataclasses.replace(TINY, signal_statistics=True)
@@ -83,18 +84,21 @@ def test_a_model_with_an_image_head_decides_with_it_and_keeps_it_at_full_precisi
     assert [f.op for f in analyze(loaded, image).found] == ["haze"]
 
 
-def test_the_tiles_still_decide_the_ops_named_in_tile_ops() -> None:
-    config = dataclasses.replace(WITH_STATISTICS, image_head=0, tile_ops=("haze",))
+def test_the_head_blends_with_the_tiles_and_leaves_tile_ops_to_them() -> None:
+    config = dataclasses.replace(WITH_STATISTICS, image_head=0, head_blend=0.25, tile_ops=("haze",))
     model = PerceptionModel(config).eval()
     with torch.no_grad():
         model.image_head.net.weight.zero_()
-        model.image_head.net.bias.fill_(20.0)
+        model.image_head.net.bias.fill_(4.0)
     image = torch.rand(1, 3, 120, 200)
     by_op = {f.op: f.probability for f in analyze(model, image).findings}
-    plain = PerceptionModel(WITH_STATISTICS).eval()
-    plain.load_state_dict(model.state_dict(), strict=False)
-    tiles = {f.op: f.probability for f in analyze(plain, image).findings}
-    assert by_op["haze"] == pytest.approx(tiles["haze"]) and by_op["rain"] > 0.99
+    with torch.no_grad():
+        tiles = read_tiles(model, image)[0].presence_logits.mean(0)  # [N]
+    expected = torch.sigmoid(0.75 * 4.0 + 0.25 * tiles)
+    haze, rain = OP_NAMES.index("haze"), OP_NAMES.index("rain")
+    assert by_op["rain"] == pytest.approx(expected[rain].item(), abs=1e-5)
+    assert by_op["haze"] == pytest.approx(torch.sigmoid(tiles[haze]).item(), abs=1e-5)
+    assert by_op["rain"] != pytest.approx(by_op["haze"], abs=0.05)
 
 
 def test_an_image_head_needs_the_signal_statistics_and_known_tile_ops() -> None:
@@ -102,6 +106,8 @@ def test_an_image_head_needs_the_signal_statistics_and_known_tile_ops() -> None:
         PerceptionModel(dataclasses.replace(TINY, image_head=0))
     with pytest.raises(VlirError, match="tile_ops names an op it has not: fog"):
         PerceptionModel(dataclasses.replace(WITH_STATISTICS, image_head=0, tile_ops=("fog",)))
+    with pytest.raises(VlirError, match="head_blend must be from 0 to 1"):
+        PerceptionModel(dataclasses.replace(WITH_STATISTICS, image_head=0, head_blend=1.5))
 
 
 def test_fitting_a_checkpoints_head_writes_a_calibrated_model(
@@ -111,17 +117,27 @@ def test_fitting_a_checkpoints_head_writes_a_calibrated_model(
     base = PerceptionModel(WITH_STATISTICS).save_pretrained(tmp_path / "base")
     cache = tmp_path / "evidence.pt"
     arguments = ["--data", str(data), "--holdout", "1", "--rounds", "1", "--hidden", "0"]
-    arguments += ["--calibration-rounds", "1", "--evidence", str(cache)]
+    arguments += ["--folds", "2", "--check-rounds", "1", "--evidence", str(cache)]
     fit_image_head.main([str(base), "--out", str(tmp_path / "head"), *arguments])
     fitted = PerceptionModel.from_pretrained(tmp_path / "head")
     assert fitted.config.image_head == 0 and fitted.config.thresholds is not None
-    assert fitted.config.tile_ops == ("low_light",)
-    evidence, truth = torch.load(cache).values()
+    assert fitted.config.tile_ops == ("low_light",) and fitted.config.head_blend == 0.5
+    evidence, truth, photo = torch.load(cache).values()
     # the two training photos (one of three is held out), each as it is, with every single
     # op, 4 pairs and 2 triples
-    assert truth.shape == (2 * (1 + len(OP_NAMES) + 4 + 2), len(OP_NAMES))
+    draws = 1 + len(OP_NAMES) + 4 + 2
+    assert truth.shape == (2 * draws, len(OP_NAMES))
     assert (truth.sum(1) == 0).sum() == 2 and (truth.sum(1) == 3).sum() == 2 * 2
     assert evidence.shape == (len(truth), evidence_dim(len(OP_NAMES), signals.DIM))
+    assert photo.tolist() == [0] * draws + [1] * draws
+    # thresholds come from heads that never saw the photo they score
+    weights = fitted.image_head.tile_weight.tolist()
+    scored = fit_image_head.out_of_fold((evidence, truth, photo), 0, 1e-4, 2, weights)
+    other = fit_head(evidence[draws:], truth[draws:], 0)
+    head = ImageHead(evidence.shape[1], len(OP_NAMES), 0, weights)
+    head.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(scored[:draws], head(evidence[:draws]))
     # the tower is the base's, to the bit of its half-precision copy
     tower = PerceptionModel.from_pretrained(base)
     for key, value in tower.state_dict().items():
@@ -132,6 +148,12 @@ def test_fitting_a_checkpoints_head_writes_a_calibrated_model(
     again = PerceptionModel.from_pretrained(tmp_path / "again")
     assert torch.equal(again.image_head.net.weight, fitted.image_head.net.weight)
     assert torch.is_grad_enabled()  # the command leaves the process as it found it
+    # held-out F1 thresholds would undo the clean-photo cap: measured, never written
+    from vlir.perception.calibrate import calibrate_checkpoint
+
+    with pytest.raises(VlirError, match="keeps the thresholds its fit set"):
+        calibrate_checkpoint(tmp_path / "head", data, 1, rounds=1)
+    assert PerceptionModel.from_pretrained(tmp_path / "head").config == fitted.config
 
 
 def test_fitting_refuses_a_perception_without_statistics_or_foreign_evidence(
@@ -142,7 +164,26 @@ def test_fitting_refuses_a_perception_without_statistics_or_foreign_evidence(
         fit_image_head.main([str(base), "--out", str(tmp_path / "out")])
     base = PerceptionModel(WITH_STATISTICS).save_pretrained(tmp_path / "with")
     cache = tmp_path / "evidence.pt"
-    torch.save({"evidence": torch.zeros(4, 7), "truth": torch.zeros(4, len(OP_NAMES))}, cache)
+    foreign = {"evidence": torch.zeros(4, 7), "truth": torch.zeros(4, len(OP_NAMES))}
+    torch.save(foreign, cache)
+    out = ["--out", str(tmp_path / "out")]
+    with pytest.raises(VlirError, match="not evidence this command wrote"):
+        fit_image_head.main([str(base), *out, "--evidence", str(cache)])
+    torch.save({**foreign, "photo": torch.zeros(4, dtype=torch.long)}, cache)
     with pytest.raises(VlirError, match="evidence of another perception"):
-        fit_image_head.main([str(base), "--out", str(tmp_path / "out"), "--evidence", str(cache)])
+        fit_image_head.main([str(base), *out, "--evidence", str(cache)])
+    with pytest.raises(VlirError, match="no such evidence"):
+        fit_image_head.main([str(base), *out, "--evidence", str(cache), str(tmp_path / "x.pt")])
     assert not (tmp_path / "out").exists()
+
+
+def test_training_starts_from_a_model_with_a_head_and_leaves_the_head_behind() -> None:
+    from vlir.training.perception import init_from
+
+    fitted = PerceptionModel(dataclasses.replace(WITH_STATISTICS, image_head=0)).eval()
+    tower = PerceptionModel(WITH_STATISTICS).eval()
+    init_from(tower, fitted)
+    images = torch.rand(2, 3, 48, 64)
+    with torch.no_grad():
+        assert torch.equal(tower(images).presence_logits, fitted(images).presence_logits)
+    assert tower.image_head is None

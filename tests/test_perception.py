@@ -360,6 +360,12 @@ def test_best_thresholds_maximise_each_ops_f1() -> None:
     probability = np.array([[0.95], [0.9], [0.6], [0.3], [0.1]])
     assert best_thresholds(truth, probability) == pytest.approx((0.3,))
     assert best_thresholds(truth, probability, beta=0.5) == pytest.approx((0.61,))
+    # rows of no op are clean photos: a cap on how many of them an op is found on
+    assert best_thresholds(truth, probability, clean_rate=0.5) == pytest.approx((0.3,))
+    assert best_thresholds(truth, probability, clean_rate=0.0) == pytest.approx((0.61,))
+    # no threshold of the grid meets the cap: the grid's highest
+    probability[2] = 0.99
+    assert best_thresholds(truth, probability, clean_rate=0.0) == pytest.approx((0.95,))
 
 
 def test_calibration_counts_each_photo_as_it_is(tiny_training_data) -> None:

@@ -110,9 +110,7 @@ def analyze(
     probability = torch.sigmoid(local.presence_logits).mean(0).cpu().numpy()
     if model.image_head is not None:
         evidence = image_evidence(local.presence_logits, view, config.signal_features)
-        by_head = torch.sigmoid(model.image_head(evidence))[0].cpu().numpy()
-        by_tiles = [name in config.tile_ops for name in config.ops]
-        probability = np.where(by_tiles, probability, by_head)
+        probability = torch.sigmoid(model.image_head(evidence))[0].cpu().numpy()
     strength = local.strength.mean(0).cpu().numpy()
     whole = F.interpolate(image, size=config.train_size, mode="area")
     overall = model(whole)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from vlir.degradations import OPS, DegradationRecord, Step, get_op
+from vlir.errors import VlirError
 from vlir.io import READ_SUFFIXES, load_image
 from vlir.modeling import CONFIG_NAME, resolve_checkpoint
 from vlir.perception.analyze import analyze
@@ -91,16 +92,26 @@ def collect(
 
 
 def best_thresholds(
-    truth: np.ndarray, probability: np.ndarray, beta: float = 1.0
+    truth: np.ndarray,
+    probability: np.ndarray,
+    beta: float = 1.0,
+    clean_rate: float | None = None,
 ) -> tuple[float, ...]:
     """Per column, the grid threshold with the best F-beta (ties: the one nearest 0.5);
-    ``beta`` < 1 weighs precision more."""
+    ``beta`` < 1 weighs precision more. ``clean_rate``: only thresholds that find the op
+    on at most this share of the clean draws (rows of no op) compete (if none does, the
+    grid's highest): F1 on draws where a clean photo is one in many pays almost nothing
+    for calling a clean photo degraded, which a user bringing a good photo pays in full."""
+    clean = truth.sum(1) == 0
     chosen = []
     for column in range(truth.shape[1]):
         t, p = truth[:, column], probability[:, column]
         scores = []
         for threshold in GRID:
             found = p >= threshold
+            if clean_rate is not None and found[clean].mean() > clean_rate:
+                scores.append(-1.0 if threshold < GRID[-1] else 0.0)
+                continue
             hits = (t * found).sum()
             denominator = beta**2 * t.sum() + found.sum()
             scores.append((1 + beta**2) * hits / denominator if denominator else 0.0)
@@ -144,6 +155,12 @@ def calibrate_checkpoint(
     """(thresholds, held-out F1 at 0.5, held-out F1 at them); ``write`` stores them in the
     checkpoint's config.json."""
     model = PerceptionModel.from_pretrained(checkpoint)
+    if write and model.image_head is not None:
+        raise VlirError(
+            "a perception with an image head keeps the thresholds its fit set out of fold "
+            "under a clean-photo cap (python -m vlir.perception.fit_image_head); "
+            "measure without --write"
+        )
     with torch.no_grad():
         # each photo ``rounds`` times, at other random strengths: a steadier F1 per threshold
         truth, probability = collect(model, holdout_paths(data, holdout) * rounds, seed)

@@ -10,17 +10,24 @@ head reads two things:
 - the classical signal statistics (``signal_statistics``) of the whole photo at its own
   resolution and at half of it.
 
-It gives one presence logit per op for the photo. It is fitted after the tower, on
+It gives one presence logit per op for the photo: its own, blended with the tiles' mean
+logit by a per-op ``tile_weight`` (1: the tiles decide alone). Read alone, a head fitted
+to the best F1 is sure of itself where the tiles hesitate (a natural blue dusk, warm skin,
+a hazy distance scored 0.9-1.0 as casts or haze where the tiles said 0.2-0.4); half and
+half, a clean photo needs both to lean the same way. It is fitted after the tower, on
 frozen tile logits of BSD400 training photos (stacking: ``vlir.perception.fit_image_head``),
 so it changes what is found, never the embeddings or tokens a restorer was trained on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vlir.errors import VlirError
 from vlir.perception import signal_statistics as signals
 
 WHOLE_SIDE = 1024
@@ -51,11 +58,24 @@ def image_evidence(tile_logits: torch.Tensor, image: torch.Tensor, features: int
     return torch.cat([*pooled, *statistics])[None].float()
 
 
-class ImageHead(nn.Module):
-    """Evidence [B, E] -> presence logits [B, N]: linear, or one hidden layer."""
+def tile_weights(ops: Sequence[str], tile_ops: Sequence[str], blend: float) -> list[float]:
+    """Each op's weight of the tiles' mean logit: 1 for ``tile_ops``, else ``blend``."""
+    return [1.0 if op in tile_ops else blend for op in ops]
 
-    def __init__(self, evidence: int, ops: int, hidden: int) -> None:
+
+class ImageHead(nn.Module):
+    """Evidence [B, E] -> presence logits [B, N]: linear, or one hidden layer, blended with
+    the tiles' mean logit (the evidence's first N columns) by ``tile_weight`` [N]."""
+
+    def __init__(
+        self, evidence: int, ops: int, hidden: int, tile_weight: Sequence[float] | None = None
+    ) -> None:
         super().__init__()
+        weight = torch.zeros(ops) if tile_weight is None else torch.tensor(tile_weight)
+        if weight.shape != (ops,) or not ((weight >= 0) & (weight <= 1)).all():
+            raise VlirError(f"image head: tile_weight must be {ops} weights from 0 to 1")
+        # from the config (blend, tile ops), not the weights file
+        self.register_buffer("tile_weight", weight.float(), persistent=False)
         # the evidence mixes logits, logs, ratios and shares: standardised by the
         # statistics of the evidence it was fitted on, kept with the weights
         self.register_buffer("evidence_mean", torch.zeros(evidence))
@@ -66,7 +86,9 @@ class ImageHead(nn.Module):
             self.net = nn.Sequential(nn.Linear(evidence, hidden), nn.GELU(), nn.Linear(hidden, ops))
 
     def forward(self, evidence: torch.Tensor) -> torch.Tensor:
-        return self.net((evidence - self.evidence_mean) / self.evidence_scale)
+        own = self.net((evidence - self.evidence_mean) / self.evidence_scale)  # [B, N]
+        tiles = evidence[:, : own.shape[1]]  # [B, N] the tiles' mean logit
+        return torch.lerp(own, tiles, self.tile_weight)
 
 
 def fit_head(
@@ -81,7 +103,9 @@ def fit_head(
     """A head fitted on evidence [M, E] and truth [M, N] in {0, 1}: the binary
     cross-entropy of every op plus ``weight_decay`` times the squared weights (not the
     biases), minimised by L-BFGS on the whole set at once (a few thousand photos fit in
-    one batch, and a first-order method leaves a linear head far from its optimum)."""
+    one batch, and a first-order method leaves a linear head far from its optimum). It is
+    fitted on its own (``tile_weight`` 0): blended with the tiles afterwards, it is a second
+    opinion, where fitted through the blend it would learn to outshout them."""
     torch.manual_seed(seed)
     head = ImageHead(evidence.shape[1], truth.shape[1], hidden)
     head.evidence_mean.copy_(evidence.mean(0))

@@ -24,7 +24,7 @@ from vlir.degradations import OP_NAMES
 from vlir.errors import VlirError
 from vlir.modeling import PretrainedModel, weights_fingerprint
 from vlir.perception import signal_statistics as signals
-from vlir.perception.image_head import ImageHead, evidence_dim
+from vlir.perception.image_head import ImageHead, evidence_dim, tile_weights
 from vlir.perception.image_tower import ImageTower
 from vlir.text import TextEncoder, load_text_encoder
 
@@ -57,8 +57,11 @@ class PerceptionConfig:
     """Hidden width of the image-level head (``vlir.perception.image_head``; 0: linear),
     which decides what a whole photo holds from its tiles' logits and its whole-image
     statistics; None: no head, the mean of the tiles' probabilities decides."""
+    head_blend: float = 0.0
+    """With an image head, the weight of the tiles' mean logit in each op's decision (the
+    head's own logit has the rest): 0, the head decides; 0.5, the two average."""
     tile_ops: tuple[str, ...] = ()
-    """Ops the mean of the tiles' probabilities still decides with an image head. Low
+    """Ops the tiles' mean logit still decides alone with an image head. Low
     light: the engine darkens a whole frame evenly, so the whole photo's light statistics
     teach the head that bright highlights mean a normal exposure, which a real dark room
     lit by a lamp or a window breaks; its tiles read low light alone just as well."""
@@ -140,7 +143,10 @@ class PerceptionModel(PretrainedModel):
             if not config.signal_statistics:
                 raise VlirError("perception config: the image head needs signal_statistics")
             evidence = evidence_dim(ops, config.signal_features)
-            self.image_head = ImageHead(evidence, ops, config.image_head)
+            if not 0.0 <= config.head_blend <= 1.0:
+                raise VlirError("perception config: head_blend must be from 0 to 1")
+            weights = tile_weights(config.ops, config.tile_ops, config.head_blend)
+            self.image_head = ImageHead(evidence, ops, config.image_head, weights)
         unknown = sorted(set(config.tile_ops) - set(config.ops))
         if unknown:
             raise VlirError(f"perception config: tile_ops names an op it has not: {unknown[0]}")
