@@ -174,6 +174,8 @@ def test_fitting_refuses_a_perception_without_statistics_or_foreign_evidence(
         fit_image_head.main([str(base), *out, "--evidence", str(cache)])
     with pytest.raises(VlirError, match="no such evidence"):
         fit_image_head.main([str(base), *out, "--evidence", str(cache), str(tmp_path / "x.pt")])
+    with pytest.raises(VlirError, match="no such folder of training photos"):
+        fit_image_head.main([str(base), *out, "--data", str(tmp_path / "nowhere")])
     assert not (tmp_path / "out").exists()
 
 

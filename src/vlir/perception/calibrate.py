@@ -132,6 +132,8 @@ def split_paths(data: str | Path, holdout: int) -> tuple[list[Path], list[Path]]
     """(training photos, held-out photos) of a perception recipe with this ``holdout``."""
     from vlir.training.common import split_holdout
 
+    if not Path(data).is_dir():
+        raise VlirError(f"{data}: no such folder of training photos (--data)")
     paths = sorted(p for p in Path(data).iterdir() if p.suffix.lower() in READ_SUFFIXES)
     kept, held = split_holdout(len(paths), holdout)
     return [paths[i] for i in kept], [paths[i] for i in held]

@@ -131,13 +131,13 @@ def main(argv: list[str] | None = None) -> None:
     model = PerceptionModel.from_pretrained(args.model)
     if not model.config.signal_statistics:
         raise VlirError("the image head reads signal statistics: this perception has none")
-    train_paths, held_paths = split_paths(args.data, args.holdout)
     if args.evidence and all(file.exists() for file in args.evidence):
         evidence = load_evidence(args.evidence, model)
     elif len(args.evidence) > 1:
         missing = next(file for file in args.evidence if not file.exists())
         raise VlirError(f"{missing}: no such evidence (several files are only read)")
     else:
+        train_paths = split_paths(args.data, args.holdout)[0]
         parts = [
             collect_evidence(model, train_paths, args.seed + r, args.triples)
             for r in range(args.rounds)
@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"head ({args.hidden} hidden) fitted on {len(truth)} draws; thresholds {thresholds}")
     print(f"wrote {args.out}")
     saved = PerceptionModel.from_pretrained(args.out)
+    held_paths = split_paths(args.data, args.holdout)[1]
     held_truth, probability = collect(saved, held_paths * args.check_rounds)
     found = probability >= saved.decision_thresholds()
     count = held_truth.sum(1)
