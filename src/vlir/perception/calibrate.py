@@ -109,7 +109,7 @@ def best_thresholds(
         scores = []
         for threshold in GRID:
             found = p >= threshold
-            if clean_rate is not None and found[clean].mean() > clean_rate:
+            if clean_rate is not None and clean.any() and found[clean].mean() > clean_rate:
                 scores.append(-1.0 if threshold < GRID[-1] else 0.0)
                 continue
             hits = (t * found).sum()

@@ -1,8 +1,9 @@
 """Fit a perception checkpoint's image head (``vlir.perception.image_head``).
 
 Each BSD400 training photo is drawn ``--rounds`` times: as it is, with every single op,
-with 4 random pairs and with 2 random triples (``--triples``). The frozen model reads each draw (its
-tiles' logits, the whole photo's statistics) and the head is fitted on that evidence.
+with 4 random pairs and with 2 random triples (``--triples``). The frozen model reads
+each draw (its tiles' logits, the whole photo's statistics) and the head is fitted on
+that evidence.
 The decision thresholds are set on the same evidence read out of fold (by heads fitted
 on the other photos, ``--folds``), where the training photos as they are give hundreds
 of clean draws to hold the rate of false findings to (``--clean-rate``); the 16 held-out

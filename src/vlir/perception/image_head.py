@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vlir.errors import VlirError
 from vlir.perception import signal_statistics as signals
 
 WHOLE_SIDE = 1024
@@ -72,8 +71,6 @@ class ImageHead(nn.Module):
     ) -> None:
         super().__init__()
         weight = torch.zeros(ops) if tile_weight is None else torch.tensor(tile_weight)
-        if weight.shape != (ops,) or not ((weight >= 0) & (weight <= 1)).all():
-            raise VlirError(f"image head: tile_weight must be {ops} weights from 0 to 1")
         # from the config (blend, tile ops), not the weights file
         self.register_buffer("tile_weight", weight.float(), persistent=False)
         # the evidence mixes logits, logs, ratios and shares: standardised by the
