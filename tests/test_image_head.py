@@ -15,6 +15,7 @@ from vlir.errors import VlirError
 from vlir.perception import PerceptionModel, analyze, fit_image_head, image_head
 from vlir.perception import signal_statistics as signals
 from vlir.perception.analyze import read_tiles
+from vlir.perception.calibrate import best_thresholds
 from vlir.perception.image_head import ImageHead, evidence_dim, fit_head, image_evidence
 
 WITH_STATISTICS = dataclasses.replace(TINY, signal_statistics=True)
@@ -138,6 +139,8 @@ def test_fitting_a_checkpoints_head_writes_a_calibrated_model(
     head.load_state_dict(other.state_dict())
     with torch.no_grad():
         assert torch.allclose(scored[:draws], head(evidence[:draws]))
+    capped = best_thresholds(truth.numpy(), torch.sigmoid(scored).numpy(), clean_rate=0.002)
+    assert fitted.config.thresholds == pytest.approx(capped)
     # the tower is the base's, to the bit of its half-precision copy
     tower = PerceptionModel.from_pretrained(base)
     for key, value in tower.state_dict().items():
