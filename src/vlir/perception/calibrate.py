@@ -106,16 +106,18 @@ def best_thresholds(
     chosen = []
     for column in range(truth.shape[1]):
         t, p = truth[:, column], probability[:, column]
-        scores = []
+        scores, allowed = [], []
         for threshold in GRID:
             found = p >= threshold
-            if clean_rate is not None and clean.any() and found[clean].mean() > clean_rate:
-                scores.append(-1.0 if threshold < GRID[-1] else 0.0)
-                continue
             hits = (t * found).sum()
             denominator = beta**2 * t.sum() + found.sum()
             scores.append((1 + beta**2) * hits / denominator if denominator else 0.0)
-        scores = np.array(scores)
+            too_many = clean_rate is not None and clean.any() and found[clean].mean() > clean_rate
+            allowed.append(not too_many)
+        if not any(allowed):
+            chosen.append(float(GRID[-1]))
+            continue
+        scores = np.where(allowed, scores, -1.0)
         best = np.flatnonzero(scores >= scores.max() - 1e-9)
         chosen.append(float(GRID[best[np.argmin(np.abs(GRID[best] - 0.5))]]))
     return tuple(chosen)

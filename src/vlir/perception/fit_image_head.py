@@ -73,7 +73,13 @@ def load_evidence(files: Sequence[Path], model: PerceptionModel) -> Evidence:
         if evidence.shape[1] != width or truth.shape[1] != len(model.config.ops):
             raise VlirError(f"{file}: evidence of another perception (not {width} wide)")
         parts.append((evidence, truth, cached["photo"]))
-    return tuple(torch.cat(column) for column in zip(*parts, strict=True))  # type: ignore[return-value]
+    return _joined(parts)
+
+
+def _joined(parts: Sequence[Evidence]) -> Evidence:
+    """Several collections' evidence, end to end."""
+    evidence, truth, photo = (torch.cat(column) for column in zip(*parts, strict=True))
+    return evidence, truth, photo
 
 
 def out_of_fold(
@@ -143,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
             collect_evidence(model, train_paths, args.seed + r, args.triples)
             for r in range(args.rounds)
         ]
-        evidence = tuple(torch.cat(column) for column in zip(*parts, strict=True))
+        evidence = _joined(parts)
         if args.evidence:
             names = ("evidence", "truth", "photo")
             torch.save(dict(zip(names, evidence, strict=True)), args.evidence[0])
