@@ -3,7 +3,7 @@
 All rows on data never trained on (CBSD68, LIVE1, Set5, Set14; synthetic
 tasks are in-project benchmarks with a fixed seed).
 
-    python benchmarks/restore.py --out benchmarks/results/restore [--model restorer] [--bm3d]
+    python benchmarks/restore.py --out benchmarks/results/restore [--model restorer[,B...]] [--bm3d]
         [--tasks sr:2,Set14] [--skip-quality] [--skip-control] [--skip-speed]
 
 ``--bm3d`` adds CBM3D at every sigma (about 15 minutes per sigma on 2 cores).
@@ -24,6 +24,7 @@ import torch
 from vlir.deconvolution import wiener_deconvolve
 from vlir.degradations import get_op, parse_ops
 from vlir.evaluation import baselines_for, parse_task, psnr, run_benchmark
+from vlir.evaluation.models import ENSEMBLE_SUFFIX
 from vlir.evaluation.report import write_sheet, write_tables
 from vlir.io import load_image
 from vlir.pipeline import Restorer
@@ -62,7 +63,7 @@ def quality_tables(args: argparse.Namespace) -> list[str]:
         methods = [m for m in baselines_for(task.degradations) if args.bm3d or m != "bm3d"]
         if task.kind == "denoise" and args.bm3d and "bm3d" not in methods:
             methods.append("bm3d")
-        methods.append(args.model)
+        methods.extend(args.model.split(","))
         out = args.out / f"{dataset}-{task.name}"
         start = time.time()
         result = run_benchmark(task, DATA / dataset, methods, out, limit=args.limit)
@@ -173,7 +174,12 @@ def speed_and_memory(restorer: Restorer, model: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="restorer")
+    parser.add_argument(
+        "--model",
+        default="restorer",
+        help="checkpoint, or several comma-separated (quality rows); NAME+x8 for its "
+        "self-ensemble; control, speed and memory rows measure the first",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/restore"))
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--control-images", type=int, default=10)
@@ -185,13 +191,14 @@ def main() -> None:
     parser.add_argument("--skip-control", action="store_true", help="no prompt-control rows")
     parser.add_argument("--skip-speed", action="store_true", help="no speed and memory rows")
     args = parser.parse_args()
-    restorer = Restorer.from_pretrained(args.model)
+    first = args.model.split(",")[0]
+    restorer = Restorer.from_pretrained(first.removesuffix(ENSEMBLE_SUFFIX))
     sections = [] if args.skip_quality else quality_tables(args)
     if not args.skip_control:
         control = prompt_control(restorer, args.control_images)
         sections.append("# Prompt control\n\n" + "\n".join(control))
     if not args.skip_speed:
-        speed = speed_and_memory(restorer, args.model)
+        speed = speed_and_memory(restorer, first.removesuffix(ENSEMBLE_SUFFIX))
         sections.append("# Speed and memory\n\n" + "\n".join(speed))
     report = "\n\n".join(sections)
     args.out.mkdir(parents=True, exist_ok=True)

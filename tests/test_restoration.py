@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -170,6 +171,54 @@ def test_restorer_pipeline(tiny_checkpoints: Path, photo: np.ndarray) -> None:
     assert "reference: given" in guided.report()
 
 
+def test_dihedral_views_are_the_eight_and_undo_exactly() -> None:
+    from vlir.pipeline import dihedral_view, undo_dihedral_view
+
+    pixels = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).reshape(2, 3, 4, 6)
+    views = [dihedral_view(pixels, view) for view in range(8)]
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8
+    for view, seen in enumerate(views):
+        assert torch.equal(undo_dihedral_view(seen, view), pixels)
+
+
+class ColumnRamp(torch.nn.Module):
+    """Stands in for a restorer that is not equivariant at all: it adds a ramp across
+    whatever columns it is shown."""
+
+    def __init__(self, config: RestorerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.calls = 0
+
+    def forward(self, patch: torch.Tensor, condition: Conditioning) -> torch.Tensor:
+        self.calls += 1
+        columns = torch.arange(patch.shape[-1], dtype=patch.dtype) / (patch.shape[-1] - 1)
+        return patch + 0.1 * columns
+
+
+def test_self_ensemble_averages_the_views_back_in_the_photos_frame(
+    tiny_checkpoints: Path,
+) -> None:
+    """Averaged back in the photo's frame, a ramp across each view's columns is a ramp
+    across columns, reversed columns, rows and reversed rows alike: a constant. Views
+    left in their own frame, or undone wrongly, would show in the photo's pixels."""
+    from vlir.pipeline import Restorer
+
+    restorer = Restorer.from_pretrained(tiny_checkpoints)
+    ramp = ColumnRamp(restorer.model.config)
+    restorer.model = ramp
+    side = restorer.model.config.multiple * 4
+    photo = np.random.default_rng(0).uniform(0.2, 0.6, (side, side, 3)).astype(np.float32)
+    single = restorer(photo, prompt="denoise")
+    assert ramp.calls == 1 and single.views == 1
+    columns = np.linspace(0, 0.1, side, dtype=np.float32)[None, :, None]
+    assert np.allclose(single.image, photo + columns, atol=1e-5)
+    averaged = restorer(photo, prompt="denoise", ensemble=True, reference=photo[::-1])
+    assert ramp.calls == 9 and averaged.views == 8
+    assert np.allclose(averaged.image, photo + 0.05, atol=1e-5)
+    assert "averaged over 8 flips and quarter turns" in averaged.report()
+
+
 def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     tiny_checkpoints: Path, photo: np.ndarray
 ) -> None:
@@ -334,6 +383,7 @@ def test_restore_cli(tiny_checkpoints: Path, tmp_path: Path, photo: np.ndarray) 
             "--prompt",
             "denoise",
             "--no-deconvolve",
+            "--ensemble",
         ],
         capture_output=True,
         text=True,
@@ -341,6 +391,7 @@ def test_restore_cli(tiny_checkpoints: Path, tmp_path: Path, photo: np.ndarray) 
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "did (user-guided): denoise" in result.stdout
+    assert "averaged over 8 flips and quarter turns" in result.stdout
     restored = PILImage.open(tmp_path / "out" / "in.png")
     assert restored.mode == "RGBA" and np.asarray(restored)[..., 3].min() == 128
     bad = subprocess.run(
@@ -380,12 +431,13 @@ def test_restorer_checkpoint_runs_in_the_benchmark(tiny_checkpoints: Path, tmp_p
     result = run_benchmark(
         parse_task("sr:2"),
         folder,
-        ["identity", str(tiny_checkpoints)],
+        ["identity", str(tiny_checkpoints), f"{tiny_checkpoints}+x8"],
         tmp_path / "run",
         cache=tmp_path / "cache",
     )
-    assert [m.name for m in result.methods] == ["identity", "restorer"]
+    assert [m.name for m in result.methods] == ["identity", "restorer", "restorer+x8"]
     assert np.isfinite(result.methods[1].mean("psnr"))
+    assert result.methods[1].mean("psnr") != result.methods[2].mean("psnr")
 
 
 def tiny_perception(folder: Path) -> Path:
@@ -421,6 +473,29 @@ def test_restorer_training_runs_and_resumes(
     key = next(k for k, v in exported.items() if v.is_floating_point() and v.dim() == 4)
     assert torch.equal(exported[key], state["ema"]["model"][key])
     assert not torch.equal(exported[key], state["model"][key])
+
+
+def test_restorer_recipe_op_weights_shape_the_training_draws(
+    tiny_training_data: tuple[Path, Path],
+) -> None:
+    from vlir.data.clean import CleanImages, load_captions
+    from vlir.degradations.registry import OPS
+    from vlir.training.restorer import RestorerRecipe, holdout_sampler, training_sampler
+
+    data, captions = tiny_training_data
+    images = CleanImages(str(data), None, load_captions(str(captions)))
+    only_noise = {name: 0.0 for name in OPS} | {"noise": 1.0}
+    recipe = RestorerRecipe(
+        data=str(data), captions=str(captions), crop=32, p_clean=0.0, op_weights=only_noise
+    )
+    rng = np.random.default_rng(0)
+    drawn = training_sampler(recipe, images, [0, 1]).sample(rng, 6).records
+    assert [[step.op for step in record.steps] for record in drawn] == [["noise"]] * 6
+    # validation keeps drawing every op alike, whatever the recipe dwells on
+    held = holdout_sampler(dataclasses.replace(recipe, holdout=1), images).sample(rng, 12)
+    assert {step.op for record in held.records for step in record.steps} != {"noise"}
+    with pytest.raises(VlirError, match="hazy"):
+        training_sampler(dataclasses.replace(recipe, op_weights={"hazy": 2.0}), images, [0])
 
 
 def test_restorer_training_with_workers_stops_on_its_time_limit(

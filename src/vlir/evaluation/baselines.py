@@ -292,10 +292,10 @@ BASELINES: dict[str, Callable[[], Method]] = {
 }
 
 
-def _restorer_method(path: str) -> Method:
+def _restorer_method(path: str, ensemble: bool = False) -> Method:
     from vlir.evaluation.models import RestorerMethod
 
-    return RestorerMethod(path)
+    return RestorerMethod(path, ensemble=ensemble)
 
 
 def _refiner_method(path: str) -> Method:
@@ -312,15 +312,23 @@ MODEL_METHODS: dict[str, Callable[[str], Method]] = {
 
 
 def get_method(name: str) -> Method:
-    """A baseline by name, or a vlir checkpoint (shipped name or folder) that restores."""
+    """A baseline by name, or a vlir checkpoint (shipped name or folder) that restores;
+    a restorer's name ending "+x8" averages its 8 flips and quarter turns."""
     if name in BASELINES:
         return BASELINES[name]()
+    from vlir.evaluation.models import ENSEMBLE_SUFFIX
     from vlir.modeling import WEIGHTS_DIR
 
-    folder = WEIGHTS_DIR / name if (WEIGHTS_DIR / name).is_dir() else Path(name)
+    checkpoint = name.removesuffix(ENSEMBLE_SUFFIX)
+    ensemble = checkpoint != name
+    folder = WEIGHTS_DIR / checkpoint if (WEIGHTS_DIR / checkpoint).is_dir() else Path(checkpoint)
     config = folder / "config.json"
     if config.exists():
         model_type = json.loads(config.read_text()).get("model_type", "?")
+        if ensemble and model_type == "restorer":
+            return _restorer_method(str(folder), ensemble=True)
+        if ensemble:
+            raise VlirError(f"{name}: only a restorer checkpoint has a self-ensemble")
         if model_type in MODEL_METHODS:
             return MODEL_METHODS[model_type](str(folder))
         raise VlirError(f"{name}: a {model_type!r} checkpoint does not restore images")

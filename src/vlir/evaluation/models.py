@@ -10,6 +10,10 @@ import numpy as np
 from vlir.degradations import imresize
 from vlir.evaluation.baselines import Method, Sample
 
+ENSEMBLE_SUFFIX = "+x8"
+"""A restorer method named with this suffix ("restorer+x8") averages its 8 flips and
+quarter turns (``Restorer(..., ensemble=True)``)."""
+
 
 class RestorerMethod(Method):
     """A restorer checkpoint in automatic mode (perception decides the prompt),
@@ -27,14 +31,18 @@ class RestorerMethod(Method):
         refiner: str = "refiner",
         refine_steps: int = 0,
         seed: int = 0,
+        ensemble: bool = False,
     ) -> None:
         from vlir.pipeline import Restorer
 
         self.name = Path(path).name + ("" if prompt is None else f" [{prompt}]")
         if refine_steps:
             self.name += f"+refine{refine_steps}"
+        if ensemble:
+            self.name += ENSEMBLE_SUFFIX
         self.restorer = Restorer.from_pretrained(path, refiner=refiner)
         self.prompt, self.refine_steps, self.seed = prompt, refine_steps, seed
+        self.ensemble = ensemble
 
     def restore(self, image: np.ndarray, sample: Sample) -> np.ndarray:
         if sample.scale > 1:
@@ -46,6 +54,7 @@ class RestorerMethod(Method):
             refine=refine,
             steps=self.refine_steps or None,  # a diffusion restorer: its own steps
             seed=self.seed,
+            ensemble=self.ensemble,
         ).image
 
 

@@ -58,6 +58,9 @@ class RestorerRecipe(Recipe):
     p_semantic: float = 0.3
     p_lq_caption: float = 0.0
     """Share of semantic prompts written about the damaged photo ("a noisy photo of ...")."""
+    op_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Relative chance of drawing each op for training (1 where unnamed), e.g. {noise: 3}
+    to dwell on what a benchmark finds weakest; validation always draws them alike."""
     workers: int = 0
     """Processes that synthesise batches (0: the training process itself). One core
     makes a batch of 32 128x128 crops in ~100 ms, longer than an H100 step: give
@@ -216,6 +219,17 @@ def validate(
     return {"val/psnr_blind": float(np.mean(scores)), "val/psnr_input": float(np.mean(identity))}
 
 
+def training_sampler(
+    recipe: RestorerRecipe, images: CleanImages, train_ids: list[int]
+) -> DegradedSampler:
+    """The training crops, degraded with the recipe's op weights."""
+    pipeline = DegradationPipeline(max_ops=recipe.max_ops, weights=recipe.op_weights)
+    crop = (recipe.crop, recipe.crop)
+    return DegradedSampler(
+        images, pipeline, p_clean=recipe.p_clean, p_grey=recipe.p_grey, subset=train_ids, crop=crop
+    )
+
+
 def holdout_sampler(recipe: RestorerRecipe, images: CleanImages | None = None) -> DegradedSampler:
     """The held-out BSD400 crops validation degrades (never trained on)."""
     images = images or CleanImages(recipe.data, None, load_captions(recipe.captions))
@@ -263,11 +277,7 @@ def train(recipe: RestorerRecipe) -> Path:
     model.config = dataclasses.replace(config, perception_fingerprint=encoders.fingerprint)
     images = CleanImages(recipe.data, None, load_captions(recipe.captions))
     train_ids, _ = split_holdout(len(images), recipe.holdout)
-    pipeline = DegradationPipeline(max_ops=recipe.max_ops)
-    crop = (recipe.crop, recipe.crop)
-    sampler = DegradedSampler(
-        images, pipeline, p_clean=recipe.p_clean, p_grey=recipe.p_grey, subset=train_ids, crop=crop
-    )
+    sampler = training_sampler(recipe, images, train_ids)
     val_sampler = holdout_sampler(recipe, images)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=recipe.lr, betas=(0.9, 0.9), weight_decay=recipe.weight_decay
