@@ -4,6 +4,7 @@
 >>> result = restorer(image)                         # automatic: perception decides
 >>> result = restorer(image, prompt="remove the rain but keep the blur", semantic="a cat")
 >>> result = restorer(image, refine=True, steps=1, seed=0)   # + the diffusion refiner
+>>> result = restorer(image, ensemble=True)           # 8 flips and turns, averaged
 >>> result.image, result.report()
 
 The same class runs every restoring checkpoint: a restorer (``restorer``,
