@@ -144,7 +144,12 @@ def test_which_requests_deconvolve() -> None:
     blur (or nothing: then only if the photo reads blurred); never in mixtures (the
     restorer does those) or where the words keep it."""
     from vlir.perception.analyze import Analysis, Finding
-    from vlir.pipeline import UNSEEN_BLUR_SPREAD, Deconvolution, deconvolution_request
+    from vlir.pipeline import (
+        ENLARGED_HINT,
+        UNSEEN_BLUR_SPREAD,
+        Deconvolution,
+        deconvolution_request,
+    )
 
     def analysis(*found: tuple[str, float]) -> Analysis:
         findings = [Finding(op, 0.9, strength, "length", True) for op, strength in found]
@@ -174,6 +179,10 @@ def test_which_requests_deconvolve() -> None:
     assert plan(blind, ("rain", 0.5)) is None
     # nothing found: deconvolve if the photo reads blurred after all (else the restorer)
     assert plan(blind) == Deconvolution(35, WIENER_BALANCE_BY_BLUR["blur"], UNSEEN_BLUR_SPREAD)
+    # ... unless it reads enlarged (downsampling under its threshold, over the hint)
+    for downsample, expected in ((ENLARGED_HINT, None), (0.002, plan(blind))):
+        reading = Finding("downsample", downsample, 2.0, "scale", False)
+        assert deconvolution_request(blind, Analysis([reading], blind, None)) == expected  # type: ignore[arg-type]
     assert plan("keep the image as it is") is None
     assert plan("remove the rain but keep the motion blur", ("motion_blur", 12)) is None
     # a light JPEG rides along (left as it is, and only a real blur is deconvolved)

@@ -220,7 +220,7 @@ def test_self_ensemble_averages_the_views_back_in_the_photos_frame(
 
 
 def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
-    tiny_checkpoints: Path, photo: np.ndarray
+    tiny_checkpoints: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ "remove motion blur" (or defocus) alone: the restorer has nothing left to do, the
     kernel is estimated from the photo and divided out; with other ops the restorer does
@@ -270,8 +270,9 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     assert "kernel estimated; jpeg left as it is (light))" in both.report()
     sharp_jpeg = restorer(photo, prompt=light)  # no blur to undo: the restorer does the JPEG
     assert sharp_jpeg.kernel is None and not sharp_jpeg.left
-    # an analyzer that finds nothing (every threshold out of reach): the automatic request
-    # is blind, and the blur is deconvolved all the same
+    # an analyzer that finds nothing (every threshold out of reach) and reads no
+    # enlargement: the automatic request is blind, and the blur is deconvolved all the same
+    monkeypatch.setattr("vlir.pipeline.ENLARGED_HINT", 1.01)
     config = restorer.analyzer.config
     restorer.analyzer = PerceptionModel(
         dataclasses.replace(config, thresholds=(2.0,) * len(config.ops))
@@ -282,6 +283,40 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     sharp = restorer(photo)  # a sharp photo, nothing found: the restorer's blind mode
     assert not sharp.analysis.found and sharp.kernel is None and not sharp.tiles
     assert "deconvol" not in sharp.report()
+
+
+def test_a_photo_that_reads_enlarged_and_nothing_else_is_left_as_it_is(
+    tiny_checkpoints: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing found, but a downsampling probability at or over ``ENLARGED_HINT``: the
+    photo comes back as it is (neither deconvolved nor given to the blind restorer),
+    and says why; words, or a reading under the hint, restore it."""
+    from vlir.degradations import get_op
+    from vlir.pipeline import Restorer
+
+    restorer = Restorer.from_pretrained(tiny_checkpoints)
+    config = restorer.analyzer.config
+    restorer.analyzer = PerceptionModel(  # finds nothing: every threshold out of reach
+        dataclasses.replace(config, thresholds=(2.0,) * len(config.ops))
+    ).eval()
+    defocus = get_op("defocus")
+    soft = defocus.apply(photo, defocus.params_type(radius=2.5))  # reads blurred, too
+    reading = restorer(soft, deconvolve=False, prompt="remove all degradation").analysis
+    downsample = next(f.probability for f in reading.findings if f.op == "downsample")
+    monkeypatch.setattr("vlir.pipeline.ENLARGED_HINT", downsample)
+    kept = restorer(soft, ensemble=True)
+    assert kept.enlarged == pytest.approx(downsample) and not kept.analysis.found
+    assert np.array_equal(kept.image, soft) and kept.kernel is None and kept.views == 1
+    assert kept.report().startswith(
+        f"found: nothing, but it reads enlarged (downsample p={downsample:.2f}); "
+        "did (automatic): left it as it is"
+    )
+    told = restorer(soft, prompt="remove all degradation")  # words: the restorer runs
+    assert told.enlarged is None and not np.array_equal(told.image, soft)
+    assert told.kernel is None  # and the enlarged photo's softness is not deconvolved
+    monkeypatch.setattr("vlir.pipeline.ENLARGED_HINT", downsample + 1e-3)
+    read_blurred = restorer(soft)  # under the hint: the unseen blur is deconvolved
+    assert read_blurred.enlarged is None and read_blurred.kernel is not None
 
 
 def test_a_tile_is_never_normalised_by_less_than_its_own_spread() -> None:
