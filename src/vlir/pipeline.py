@@ -213,9 +213,9 @@ def deconvolution_request(request: RestorationPrompt, analysis: Analysis) -> Dec
     found = {finding.op: finding for finding in analysis.found}
     if request.text:
         return None
-    if request.blind and not found and enlarged_hint(analysis) is not None:
-        return None
     if request.blind and not found:
+        if enlarged_hint(analysis) is not None:  # its softness is the enlargement's
+            return None
         faint = WIENER_BALANCE_BY_BLUR["blur"]  # what goes unseen: faint Gaussians, disks
         return Deconvolution(kernel_size_for(None), faint, UNSEEN_BLUR_SPREAD)
     removing = set(found) if request.blind else {item.op for item in request.items}
@@ -444,7 +444,7 @@ class Restorer:
                 # a point (the photo reads sharp): nothing to undo, not even the damping's 0.5%
                 deblurred = photo if sharp else wiener_deconvolve(photo, estimate, plan.balance)
         if self.model is None or enlarged is not None:
-            restored = pixels  # a diffusion restorer starts from the input itself
+            restored = pixels  # a diffusion restorer starts from the input; enlarged: kept
         elif deblurred is not None:
             restored = torch.from_numpy(deblurred).permute(2, 0, 1)[None]
         else:
