@@ -117,8 +117,9 @@ def prompt_control(restorer: Restorer, limit: int) -> list[str]:
         ]
         sweep.append(all(a >= b - 1e-4 for a, b in itertools.pairwise(residual)))
     rows = [
-        f'- blur sigma 2 + noise sigma 25, "denoise with sigma 25": closer to the blurred '
-        f"target than to the clean one on {np.mean(closer_blur):.0%} of {len(paths)} images",
+        f'- blur sigma {BLIND_BLURS[0]:g} + noise sigma 25, "denoise with sigma 25": closer '
+        f"to the blurred target than to the clean one on {np.mean(closer_blur):.0%} of "
+        f"{len(paths)} images",
     ]
     for sigma in BLIND_BLURS:
         rows += [
