@@ -15,7 +15,16 @@ from skimage.metrics import peak_signal_noise_ratio
 from tests.conftest import shared_data
 from vlir.degradations import parse_ops
 from vlir.errors import VlirError
-from vlir.evaluation import Sample, get_method, modcrop, parse_task, psnr, rgb_to_y, ssim
+from vlir.evaluation import (
+    Sample,
+    get_method,
+    modcrop,
+    parse_task,
+    psnr,
+    psnr_gt_mean,
+    rgb_to_y,
+    ssim,
+)
 from vlir.evaluation.no_reference import brisque, niqe
 from vlir.evaluation.report import write_sheet, write_tables
 from vlir.evaluation.runner import run_benchmark
@@ -44,6 +53,16 @@ def test_shave_modcrop_and_ssim(photo: np.ndarray) -> None:
     assert ssim(np.clip(photo + 0.1, 0, 1), photo, channel="y") < 1.0
     with pytest.raises(ValueError, match="differ"):
         psnr(photo[:10], photo)
+
+
+def test_gt_mean_psnr_forgives_the_overall_gain_only(photo: np.ndarray) -> None:
+    darker = photo * 0.6
+    assert psnr(darker, photo) < 20
+    assert psnr_gt_mean(darker, photo) > 40  # one gain off: all of it forgiven
+    noisy = np.clip(photo + np.random.default_rng(0).normal(0, 0.05, photo.shape), 0, 1)
+    assert psnr_gt_mean(noisy * 0.6, photo) < psnr(noisy, photo) + 1  # the noise is not
+    swapped = photo[..., ::-1]  # a wrong colour is not either
+    assert psnr_gt_mean(swapped, photo) == pytest.approx(psnr(swapped, photo), abs=0.5)
 
 
 def test_no_reference_scores_prefer_clean_images() -> None:
@@ -167,6 +186,32 @@ def test_runner_writes_reports_and_resumes(tmp_path: Path, tiny_dataset: Path) -
     assert again.methods[1].per_image == result.methods[1].per_image
     with pytest.raises(VlirError, match="another run"):
         run_benchmark(parse_task("denoise:50"), tiny_dataset, ["identity"], out, cache=cache)
+
+
+def test_low_light_runs_report_the_gt_mean_psnr(tmp_path: Path, tiny_dataset: Path) -> None:
+    out = tmp_path / "run"
+    result = run_benchmark(
+        parse_task("low_light"), tiny_dataset, ["identity", "lime"], out, cache=tmp_path / "c"
+    )
+    identity = result.methods[0]
+    # The dark input, brightened to the right mean, is far nearer than as it is.
+    assert identity.mean("psnr_gt_mean") > identity.mean("psnr") + 5
+    table = write_tables(result).read_text()
+    assert "GT-mean PSNR" in table
+    assert "psnr_gt_mean" in (out / "per_image.csv").read_text().splitlines()[0]
+    # A run resumed from results without it says so rather than averaging some images.
+    stored = out / "results" / "identity" / "img0.json"
+    row = json.loads(stored.read_text())
+    del row["psnr_gt_mean"]
+    stored.write_text(json.dumps(row))
+    again = run_benchmark(
+        parse_task("low_light"), tiny_dataset, ["identity"], out, cache=tmp_path / "c"
+    )
+    assert np.isnan(again.methods[0].mean("psnr_gt_mean"))
+    denoised = run_benchmark(
+        parse_task("denoise:15"), tiny_dataset, ["identity"], tmp_path / "d", cache=tmp_path / "c"
+    )
+    assert "GT-mean" not in write_tables(denoised).read_text()
 
 
 def test_methods_see_identical_cached_inputs(tmp_path: Path, tiny_dataset: Path) -> None:

@@ -1,7 +1,7 @@
 """Measuring restoration: metrics, classical baselines, the benchmark runner, reports."""
 
 from vlir.evaluation.baselines import BASELINES, Method, Sample, baselines_for, get_method
-from vlir.evaluation.metrics import modcrop, psnr, rgb_to_y, ssim
+from vlir.evaluation.metrics import modcrop, psnr, psnr_gt_mean, rgb_to_y, ssim
 from vlir.evaluation.runner import BenchmarkResult, run_benchmark
 from vlir.evaluation.tasks import Task, parse_task
 
@@ -16,6 +16,7 @@ __all__ = [
     "modcrop",
     "parse_task",
     "psnr",
+    "psnr_gt_mean",
     "rgb_to_y",
     "run_benchmark",
     "ssim",

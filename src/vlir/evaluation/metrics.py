@@ -4,7 +4,8 @@ PSNR and SSIM on RGB, on the Y channel of ITU-R BT.601 (MATLAB's
 ``rgb2ycbcr``) or on a grey image, on the 0-255 scale, in float64, after ``modcrop`` and with a
 border ``shave``. SSIM is scikit-image's with the settings of Wang et al.'s
 reference code (Gaussian window sigma 1.5, population covariance), which is
-what every SR paper's MATLAB script computes.
+what every SR paper's MATLAB script computes. Low light adds the "GT-mean" PSNR of
+low-light enhancement papers (``psnr_gt_mean``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,29 @@ def psnr(output: np.ndarray, target: np.ndarray, *, channel: str = "rgb", shave:
     a, b = _prepare(output, target, channel, shave)
     mse = float(np.mean((a - b) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+LUMA = np.array([0.299, 0.587, 0.114])
+"""BT.601 weights of a grey value (OpenCV's ``RGB2GRAY``), for the GT-mean scaling."""
+
+
+def psnr_gt_mean(
+    output: np.ndarray, target: np.ndarray, *, channel: str = "rgb", shave: int = 0
+) -> float:
+    """PSNR after scaling the output so its mean grey level is the target's.
+
+    How bright an under-exposed scene really was is not in the photo, so a plain PSNR of
+    low-light enhancement is dominated by one guessed number, the overall gain; the
+    field's "GT-mean" PSNR (LLFlow, Retinexformer) takes that number from the ground truth
+    and measures the rest: tone curve, colour, detail, noise.
+    """
+    output = np.clip(np.asarray(output, np.float64), 0.0, 1.0)
+    target = np.clip(np.asarray(target, np.float64), 0.0, 1.0)
+    grey = (output @ LUMA).mean() if output.ndim == 3 else output.mean()
+    wanted = (target @ LUMA).mean() if target.ndim == 3 else target.mean()
+    if grey > 0:
+        output = np.clip(output * (wanted / grey), 0.0, 1.0)
+    return psnr(output, target, channel=channel, shave=shave)
 
 
 def ssim(output: np.ndarray, target: np.ndarray, *, channel: str = "rgb", shave: int = 0) -> float:

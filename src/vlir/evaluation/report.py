@@ -37,6 +37,7 @@ def summary_rows(result: BenchmarkResult) -> list[dict]:
                 "images": len(method.per_image),
                 "psnr": method.mean("psnr"),
                 "ssim": method.mean("ssim"),
+                "psnr_gt_mean": method.mean("psnr_gt_mean"),
                 "niqe": method.mean("niqe"),
                 "brisque": method.mean("brisque"),
                 "seconds_per_image": seconds,
@@ -57,7 +58,9 @@ def write_tables(result: BenchmarkResult) -> Path:
         writer.writerows(rows)
     with open(out / "per_image.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["method", "image", "psnr", "ssim", "niqe", "brisque", "seconds"])
+        writer.writerow(
+            ["method", "image", "psnr", "ssim", "psnr_gt_mean", "niqe", "brisque", "seconds"]
+        )
         for method in result.methods:
             for row in method.per_image:
                 writer.writerow(
@@ -66,6 +69,7 @@ def write_tables(result: BenchmarkResult) -> Path:
                         row["image"],
                         row["psnr"],
                         row["ssim"],
+                        row.get("psnr_gt_mean", ""),
                         row.get("niqe", ""),
                         row.get("brisque", ""),
                         row["seconds"],
@@ -78,22 +82,34 @@ def write_tables(result: BenchmarkResult) -> Path:
         else "in-project synthetic benchmark (fixed seed; not comparable with published tables)"
     )
     has_nr = any(not math.isnan(r["niqe"]) for r in rows)
-    header = "| method | images | PSNR (dB) | SSIM |" + (" NIQE | BRISQUE |" if has_nr else "")
-    header += " s / image | MP / s |"
+    has_gt_mean = "low_light" in task.degradations
+    header = "| method | images | PSNR (dB) | SSIM |" + (" GT-mean PSNR |" if has_gt_mean else "")
+    header += (" NIQE | BRISQUE |" if has_nr else "") + " s / image | MP / s |"
     lines = [
         f"# {result.dataset.name} · {task.name}",
         "",
         f"PSNR/SSIM on {task.channel.upper()}"
         + (f", border {task.shave} shaved" if task.shave else "")
-        + f"; seed {result.seed}; {protocol}.",
+        + f"; seed {result.seed}; {protocol}."
+        + (
+            " GT-mean PSNR: the output scaled to the ground truth's mean grey level first"
+            " (how bright the scene was is not in an under-exposed photo)."
+            if has_gt_mean
+            else ""
+        ),
         "",
         header,
-        "|---|---:|---:|---:|" + ("---:|---:|" if has_nr else "") + "---:|---:|",
+        "|---|---:|---:|---:|"
+        + ("---:|" if has_gt_mean else "")
+        + ("---:|---:|" if has_nr else "")
+        + "---:|---:|",
     ]
     for r in rows:
+        gt_mean = f" {_fmt(r['psnr_gt_mean'], 2)} |" if has_gt_mean else ""
         nr = f" {_fmt(r['niqe'], 2)} | {_fmt(r['brisque'], 2)} |" if has_nr else ""
         lines.append(
-            f"| {r['method']} | {r['images']} | {_fmt(r['psnr'], 2)} | {_fmt(r['ssim'], 4)} |{nr}"
+            f"| {r['method']} | {r['images']} | {_fmt(r['psnr'], 2)} | {_fmt(r['ssim'], 4)} |"
+            f"{gt_mean}{nr}"
             f" {_fmt(r['seconds_per_image'], 3)} | {_fmt(r['megapixels_per_second'], 2)} |"
         )
     published = published_rows(result.dataset.name, task.name)

@@ -20,7 +20,7 @@ import numpy as np
 
 from vlir.errors import VlirError
 from vlir.evaluation.baselines import Method, Sample, get_method
-from vlir.evaluation.metrics import psnr, ssim
+from vlir.evaluation.metrics import psnr, psnr_gt_mean, ssim
 from vlir.evaluation.tasks import Task, dataset_images
 from vlir.io import Image, save_image, write_atomic
 
@@ -36,9 +36,15 @@ class MethodResult:
     per_image: list[dict] = field(default_factory=list)
 
     def mean(self, key: str) -> float:
-        """The mean over images; a PSNR counts at most ``PSNR_CAP``."""
+        """The mean over images; a PSNR counts at most ``PSNR_CAP``. NaN where only some
+        images have the key (results resumed from a run that did not measure it): a mean
+        over some of the images would read as one over all of them."""
+        if any(key in row for row in self.per_image) and not all(
+            key in row for row in self.per_image
+        ):
+            return float("nan")
         values = [row[key] for row in self.per_image if row.get(key) is not None]
-        if key == "psnr":
+        if key.startswith("psnr"):
             values = [min(value, PSNR_CAP) for value in values]
         return float(np.mean(values)) if values else float("nan")
 
@@ -147,6 +153,8 @@ def _run_one(
         "seconds": seconds,
         "megapixels": output.shape[0] * output.shape[1] / 1e6,
     }
+    if "low_light" in task.degradations:
+        row["psnr_gt_mean"] = psnr_gt_mean(output, target, channel=task.channel, shave=task.shave)
     if no_reference:
         from vlir.evaluation.no_reference import brisque, niqe
 
