@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument("--methods", help="comma-separated (default: every method saved)")
     parser.add_argument("--per-image", action="store_true")
     args = parser.parse_args()
+    if not (args.folder / "run.json").exists():
+        parser.error(f"{args.folder}: not a task folder of benchmarks/restore.py (no run.json)")
     run = json.loads((args.folder / "run.json").read_text())
     task, dataset = parse_task(run["task"]), Path(run["dataset"])
     if task.channel != "rgb" or task.shave:
