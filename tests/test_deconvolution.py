@@ -3,6 +3,8 @@ when the pipeline uses them."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -10,8 +12,11 @@ from vlir.deconvolution import (
     SHARP_SPREAD,
     WIENER_BALANCE_BY_BLUR,
     estimate_blur_kernel,
+    gaussian_psf,
+    gaussian_width,
     kernel_size_for,
     kernel_spread,
+    narrowest_gaussian,
     wiener_deconvolve,
 )
 from vlir.degradations import RestorationPrompt, get_op
@@ -171,7 +176,20 @@ def test_which_requests_deconvolve() -> None:
     assert plan(blind, ("motion_blur", 30)) == Deconvolution(kernel_size_for(30), shake)
     disk = WIENER_BALANCE_BY_BLUR["defocus"]
     assert plan("remove defocus blur with radius 4") == Deconvolution(35, disk)
-    assert plan("deblur", ("blur", 2.0)) == Deconvolution(35, WIENER_BALANCE_BY_BLUR["blur"])
+    gauss = WIENER_BALANCE_BY_BLUR["blur"]
+    # a Gaussian alone: its width as stated (nothing to check it against), else as read
+    assert plan("deblur", ("blur", 2.0)) == Deconvolution(35, gauss, read_sigma=2.0)
+    assert plan(blind, ("blur", 2.0)) == Deconvolution(35, gauss, read_sigma=2.0)
+    assert plan("deblur with sigma 1.5", ("blur", 2.0)) == Deconvolution(
+        35, gauss, stated_sigma=1.5
+    )
+    assert plan("deblur") == Deconvolution(35, gauss)  # stated without a width, nothing read
+    # the automatic prompt carries the analyzer's numbers: readings, to be checked
+    automatic = deconvolution_request(
+        RestorationPrompt.parse("deblur with sigma 2.5"), analysis(("blur", 2.5)), automatic=True
+    )
+    assert automatic == Deconvolution(35, gauss, read_sigma=2.5)
+    assert plan("deblur", ("defocus", 3.0)) == Deconvolution(35, gauss)  # read as a disk
     assert plan(blind, ("defocus", 3.0), ("blur", 1.0)) == Deconvolution(35, disk)
     assert plan("remove motion blur; remove defocus blur") == Deconvolution(35, min(shake, disk))
     assert plan("remove motion blur; denoise") is None
@@ -188,9 +206,55 @@ def test_which_requests_deconvolve() -> None:
     # a light JPEG rides along (left as it is, and only a real blur is deconvolved)
     light = Deconvolution(35, WIENER_BALANCE_BY_BLUR["blur"], SHARP_SPREAD, ("jpeg",))
     assert plan("deblur; remove jpeg artifacts with quality 90") == light
-    assert plan(blind, ("blur", 2.0), ("jpeg", 88)) == light
+    assert plan(blind, ("blur", 2.0), ("jpeg", 88)) == dataclasses.replace(light, read_sigma=2.0)
     assert plan("deblur; remove jpeg artifacts with quality 40") is None
     assert plan("deblur; remove jpeg artifacts") is None  # no quality: the restorer's
     assert plan(blind, ("blur", 2.0), ("jpeg", 60)) is None
     assert plan("remove jpeg artifacts with quality 90") is None  # no blur
     assert plan(blind, ("jpeg", 90), ("noise", 10)) is None
+
+
+def test_a_gaussians_width_is_fitted_back_from_its_kernel() -> None:
+    """The least-squares width of the engine's own Gaussians, laid in an estimate's 35x35
+    frame, is their sigma; a point fits the narrowest width, which makes a point again."""
+    for sigma in (0.6, 1.3, 2.5, 4.0):
+        kernel = gaussian_psf(sigma)
+        frame = np.zeros((35, 35), np.float32)
+        offset = (35 - kernel.shape[0]) // 2
+        frame[offset : offset + kernel.shape[0], offset : offset + kernel.shape[0]] = kernel
+        assert gaussian_width(frame) == pytest.approx(sigma, abs=0.02)
+    point = np.zeros((35, 35), np.float32)
+    point[17, 17] = 1.0
+    assert gaussian_width(point) < 0.2
+    assert gaussian_psf(narrowest_gaussian(3.0, point)).shape == (1, 1)
+    assert kernel_spread(gaussian_psf(0.05)) == 0.0
+
+
+def test_a_gaussian_blur_is_divided_out_by_the_narrower_reading(sharp: np.ndarray) -> None:
+    """Read right, the Gaussian's inverse beats the free-form estimate's (the point of
+    reading it); read far too wide, the estimate's fitted width is taken instead, and its
+    inverse still does. Stated, the width is used as it is."""
+    from vlir.pipeline import Deconvolution
+
+    op = get_op("blur")
+    blurred = op.apply(sharp, op.params_type(sigma=2.0))
+    balance = WIENER_BALANCE_BY_BLUR["blur"]
+    estimate = estimate_blur_kernel(blurred)
+    free_form = inner_psnr(np.clip(wiener_deconvolve(blurred, estimate, balance), 0, 1), sharp)
+
+    def restored(plan: Deconvolution) -> tuple[float, float | None]:
+        found = plan.kernel(blurred)
+        assert found is not None
+        kernel, sigma = found
+        image = np.clip(wiener_deconvolve(blurred, kernel, balance), 0, 1)
+        return inner_psnr(image, sharp), sigma
+
+    right, sigma = restored(Deconvolution(35, balance, read_sigma=2.0))
+    assert sigma is not None and 1.7 < sigma <= 2.0
+    assert right > free_form + 0.5
+    wide, sigma = restored(Deconvolution(35, balance, read_sigma=4.0))
+    assert sigma is not None and 1.8 < sigma < 2.3  # the estimate's width, not the reading's
+    assert wide > free_form  # measured: 28.27 free-form, 29.07 read right, 29.05 read 4.0
+    stated = Deconvolution(35, balance, stated_sigma=1.0, read_sigma=2.0).kernel(blurred)
+    assert stated is not None and stated[1] == 1.0
+    assert np.array_equal(stated[0], gaussian_psf(1.0))

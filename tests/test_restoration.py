@@ -224,16 +224,19 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
 ) -> None:
     """ "remove motion blur" (or defocus) alone: the restorer has nothing left to do, the
     kernel is estimated from the photo and divided out; with other ops the restorer does
-    them all; ``deconvolve=False`` leaves the blur to the restorer; a sharp photo is kept."""
+    them all; ``deconvolve=False`` leaves the blur to the restorer; a sharp photo is kept.
+    A Gaussian blur is divided out as a Gaussian, of the width stated or read."""
     import dataclasses
 
+    import vlir.pipeline
     from vlir.deconvolution import (
         WIENER_BALANCE_BY_BLUR,
         estimate_blur_kernel,
         kernel_spread,
         wiener_deconvolve,
     )
-    from vlir.degradations import get_op
+    from vlir.degradations import RestorationPrompt, get_op
+    from vlir.perception.analyze import Analysis, Finding
     from vlir.pipeline import Restorer
 
     restorer = Restorer.from_pretrained(tiny_checkpoints)
@@ -259,6 +262,30 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     balance = WIENER_BALANCE_BY_BLUR["defocus"]
     expected = np.clip(wiener_deconvolve(blurred, estimate_blur_kernel(blurred), balance), 0, 1)
     assert disk.kernel is not None and np.allclose(disk.image, expected, atol=1e-5)
+    gaussian = get_op("blur")
+    softened = gaussian.apply(photo, gaussian.params_type(sigma=1.5))
+    stated = restorer(softened, prompt="deblur with sigma 1.2")  # a Gaussian: its own kernel
+    narrower = gaussian.kernel(gaussian.params_type(sigma=1.2))
+    assert stated.sigma == 1.2 and np.array_equal(stated.kernel, narrower)
+    balance = WIENER_BALANCE_BY_BLUR["blur"]
+    expected = np.clip(wiener_deconvolve(softened, narrower, balance), 0, 1)
+    assert np.allclose(stated.image, expected, atol=1e-5)
+    assert "blur by deconvolution (a Gaussian of sigma 1.20, as stated)" in stated.report()
+    # automatic, the analyzer's reading (in its prompt as a number) is checked against
+    # the estimate: read far too wide, the estimate's narrower fitted width is divided out
+    analyze = vlir.pipeline.analyze
+
+    def reads_wide(model: PerceptionModel, pixels: torch.Tensor) -> Analysis:
+        real = analyze(model, pixels)
+        wide = [Finding("blur", 0.9, 4.0, "sigma", True)]
+        return Analysis(wide, RestorationPrompt.parse("deblur with sigma 4"), real.perception)
+
+    with monkeypatch.context() as patch:
+        patch.setattr("vlir.pipeline.analyze", reads_wide)
+        read = restorer(softened)
+    assert read.automatic and read.prompt == "deblur with sigma 4.0"
+    assert read.sigma is not None and 1.2 < read.sigma < 2.0, read.sigma
+    assert f"(a Gaussian of sigma {read.sigma:.2f}, read from the photo)" in read.report()
     kept = restorer(photo, prompt="deblur")  # the sharp photo: its estimate is a point
     assert kept.kernel is not None and kernel_spread(kept.kernel) == 0.0
     assert np.array_equal(kept.image, photo)

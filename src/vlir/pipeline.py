@@ -31,8 +31,10 @@ from vlir.deconvolution import (
     SHARP_SPREAD,
     WIENER_BALANCE_BY_BLUR,
     estimate_blur_kernel,
+    gaussian_psf,
     kernel_size_for,
     kernel_spread,
+    narrowest_gaussian,
     wiener_deconvolve,
 )
 from vlir.degradations import RestorationPrompt, get_op
@@ -88,8 +90,8 @@ class Restoration:
     gathered: int = 0
     """Passes that gathered the photo's statistics over its tiles (0: none, or untiled)."""
     kernel: np.ndarray | None = None
-    """The blur kernel estimated and deconvolved (None: no deconvolution; a point where
-    the photo read as sharp)."""
+    """The blur kernel deconvolved: the estimate, or the Gaussian of ``sigma`` (None: no
+    deconvolution; a point where the photo read as sharp)."""
     left: tuple[str, ...] = ()
     """Ops the request named that the deconvolution left as they are (a light JPEG)."""
     views: int = 1
@@ -97,6 +99,11 @@ class Restoration:
     enlarged: float | None = None
     """The downsampling probability of a photo returned as it is because nothing was
     found but it reads enlarged (``ENLARGED_HINT``); None: restored."""
+    sigma: float | None = None
+    """The width of the Gaussian deconvolved, where the blur was Gaussian alone (None:
+    ``kernel`` is the free-form estimate, or nothing was deconvolved)."""
+    sigma_stated: bool = False
+    """``sigma`` is the request's own (else read from the photo)."""
 
     def report(self) -> str:
         if self.enlarged is not None:
@@ -129,11 +136,20 @@ class Restoration:
         if self.views > 1:
             refined += f"; averaged over {self.views} flips and quarter turns"
         if self.kernel is not None and kernel_spread(self.kernel) == 0.0:
-            refined += "; no blur to deconvolve (the photo reads sharp)"
+            why = (
+                f"a width of {self.sigma:g} stated"
+                if self.sigma_stated
+                else "the photo reads sharp"
+            )
+            refined += f"; no blur to deconvolve ({why})"
         elif self.kernel is not None:
             side = self.kernel.shape[0]
             kept = "".join(f"; {name} left as it is (light)" for name in self.left)
-            refined += f"; blur by deconvolution (a {side}x{side} kernel estimated{kept})"
+            how = f"a {side}x{side} kernel estimated"
+            if self.sigma is not None:
+                source = "as stated" if self.sigma_stated else "read from the photo"
+                how = f"a Gaussian of sigma {self.sigma:.2f}, {source}"
+            refined += f"; blur by deconvolution ({how}{kept})"
         return f"found: {found}; did ({mode}): {self.prompt}{refined}"
 
 
@@ -186,6 +202,27 @@ class Deconvolution:
     all) where a light JPEG rides along."""
     left: tuple[str, ...] = ()
     """Ops of the request the deconvolution leaves as they are (a light JPEG)."""
+    stated_sigma: float | None = None
+    """The width of a Gaussian blur, all there is to remove, that the request states:
+    divided out as it is (a width under the true one leaves the rest), nothing estimated."""
+    read_sigma: float | None = None
+    """The width the analyzer read where Gaussian blur is all it found: checked against
+    the estimate (``narrowest_gaussian``), whose Gaussian is divided out."""
+
+    def kernel(self, photo: np.ndarray) -> tuple[np.ndarray, float | None] | None:
+        """The kernel to divide out of ``photo`` [H, W, 3] and, where it is a Gaussian,
+        its width; None where the estimate spreads less than ``least_spread`` (the
+        restorer runs). A point: the photo reads sharp."""
+        if self.stated_sigma is not None:
+            return gaussian_psf(self.stated_sigma), self.stated_sigma
+        estimate = estimate_blur_kernel(photo, self.side)
+        spread = kernel_spread(estimate)
+        if spread < self.least_spread:
+            return None
+        if self.read_sigma is None or spread == 0.0:
+            return estimate, None
+        sigma = narrowest_gaussian(self.read_sigma, estimate)
+        return gaussian_psf(sigma), sigma
 
 
 def enlarged_hint(analysis: Analysis) -> float | None:
@@ -198,13 +235,18 @@ def enlarged_hint(analysis: Analysis) -> float | None:
     return hint if hint >= ENLARGED_HINT else None
 
 
-def deconvolution_request(request: RestorationPrompt, analysis: Analysis) -> Deconvolution | None:
+def deconvolution_request(
+    request: RestorationPrompt, analysis: Analysis, *, automatic: bool = False
+) -> Deconvolution | None:
     """Where blur is all there is to remove (the request names only blur-family ops, or is
     blind and the analyzer found only those), how to deconvolve it; None otherwise. In
     mixtures the restorer does everything: its output is not a sharp photo convolved with
     one kernel, and deconvolving it lost 0.2-1.7 dB on each of six held-out mixtures with
     camera shake. A stated motion length, else the perceived one, sizes the kernel. A light
-    JPEG (``LIGHT_JPEG_QUALITY``) with the blur is left as it is.
+    JPEG (``LIGHT_JPEG_QUALITY``) with the blur is left as it is. A Gaussian blur alone
+    is divided out as a Gaussian: of the width the words state, else of the width read
+    (``Deconvolution.read_sigma``); ``automatic``: the request is the analyzer's own
+    prompt, whose numbers are readings, not words.
 
     Blind with nothing found: deconvolve if the photo reads clearly blurred after all (the
     analyzer misses faint blur: sigma-0.8 Gaussians, radius-1 disks) and not enlarged
@@ -233,7 +275,19 @@ def deconvolution_request(request: RestorationPrompt, analysis: Analysis) -> Dec
     if length is None and "motion_blur" in found:
         length = found["motion_blur"].strength
     balance = min(WIENER_BALANCE_BY_BLUR[name] for name in blurs)
-    return Deconvolution(kernel_size_for(length), balance, SHARP_SPREAD if left else 0.0, left)
+    stated_sigma, read_sigma = None, None
+    if blurs == {"blur"}:  # a Gaussian, one number
+        item = request.item_for("blur")
+        stated_sigma = None if automatic or item is None else item.stated.get("sigma")
+        read_sigma = found["blur"].strength if "blur" in found else None
+    return Deconvolution(
+        kernel_size_for(length),
+        balance,
+        SHARP_SPREAD if left else 0.0,
+        left,
+        stated_sigma,
+        None if stated_sigma is not None else read_sigma,
+    )
 
 
 def _unless_same(
@@ -401,7 +455,8 @@ class Restorer:
             enlarged = enlarged_hint(analysis)
         plan = None
         if deconvolve and self.model is not None and enlarged is None:
-            plan = deconvolution_request(RestorationPrompt.parse(prompt), analysis)
+            request = RestorationPrompt.parse(prompt)
+            plan = deconvolution_request(request, analysis, automatic=automatic)
         encoded = self.text([prompt])
         semantic_encoded = self.semantic_text([semantic]) if semantic else None
         height, width = pixels.shape[-2:]
@@ -433,16 +488,15 @@ class Restorer:
             return self.model(patch, condition)
 
         gathered, views = 0, 8 if ensemble else 1
-        kernel, deblurred = None, None
+        kernel, sigma, deblurred = None, None, None
         if plan is not None:
             photo = pixels[0].permute(1, 2, 0).numpy()
-            estimate = estimate_blur_kernel(photo, plan.side)
-            spread = kernel_spread(estimate)
-            if spread >= plan.least_spread:
-                kernel = estimate
-                sharp = spread == 0.0
+            found_kernel = plan.kernel(photo)
+            if found_kernel is not None:
+                kernel, sigma = found_kernel
+                sharp = kernel_spread(kernel) == 0.0
                 # a point (the photo reads sharp): nothing to undo, not even the damping's 0.5%
-                deblurred = photo if sharp else wiener_deconvolve(photo, estimate, plan.balance)
+                deblurred = photo if sharp else wiener_deconvolve(photo, kernel, plan.balance)
         if self.model is None or enlarged is not None:
             restored = pixels  # a diffusion restorer starts from the input; enlarged: kept
         elif deblurred is not None:
@@ -492,6 +546,8 @@ class Restorer:
             plan.left if plan is not None and kernel is not None else (),
             views if self.model is not None and kernel is None and enlarged is None else 1,
             enlarged,
+            sigma,
+            plan is not None and plan.stated_sigma is not None,
         )
 
     def _refine(

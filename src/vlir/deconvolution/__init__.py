@@ -5,7 +5,8 @@ a blur (on CBSD68 the shipped one left motion-blurred photos as they were, 0.1 d
 and moved defocus and Gaussian blur by under 1 dB, where the estimated kernel's inverse
 gains 1.7-3.7). The blur itself is a convolution, so where it is all a photo has to lose, the
 pipeline estimates the kernel (coarse to fine, Cho & Lee 2009) and divides it out in the
-Fourier domain; in mixtures the restorer does everything. Numbers: the weights README.
+Fourier domain (a Gaussian blur, one number, by the Gaussian it reads as:
+``gaussian``); in mixtures the restorer does everything. Numbers: the weights README.
 """
 
 from vlir.deconvolution.fourier import (
@@ -13,6 +14,7 @@ from vlir.deconvolution.fourier import (
     psf_to_otf,
     wiener_deconvolve,
 )
+from vlir.deconvolution.gaussian import gaussian_psf, gaussian_width, narrowest_gaussian
 from vlir.deconvolution.kernel_estimation import (
     SHARP_SPREAD,
     estimate_blur_kernel,
@@ -24,8 +26,11 @@ __all__ = [
     "SHARP_SPREAD",
     "WIENER_BALANCE_BY_BLUR",
     "estimate_blur_kernel",
+    "gaussian_psf",
+    "gaussian_width",
     "kernel_size_for",
     "kernel_spread",
+    "narrowest_gaussian",
     "psf_to_otf",
     "wiener_deconvolve",
 ]
