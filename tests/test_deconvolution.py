@@ -228,6 +228,8 @@ def test_a_gaussians_width_is_fitted_back_from_its_kernel() -> None:
     assert gaussian_width(point) < 0.2
     assert gaussian_psf(narrowest_gaussian(3.0, point)).shape == (1, 1)
     assert kernel_spread(gaussian_psf(0.05)) == 0.0
+    with pytest.raises(ValueError, match="summing above 0"):
+        gaussian_width(np.zeros((5, 5), np.float32))
 
 
 def test_a_gaussian_blur_is_divided_out_by_the_narrower_reading(sharp: np.ndarray) -> None:

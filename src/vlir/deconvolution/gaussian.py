@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from vlir.deconvolution.kernel_estimation import kernel_spread
 from vlir.degradations.blur import gaussian_kernel
 
 FIT_NARROWING = 0.9
@@ -33,16 +34,22 @@ pixel's weight, so its kernel is a point (the photo is kept). The engine blurs f
 def gaussian_width(kernel: np.ndarray) -> float:
     """The sigma (pixels) of the isotropic Gaussian, sampled on the kernel's grid and
     centred on its middle, closest to ``kernel`` in least squares."""
-    side = kernel.shape[0]
-    offsets = np.arange(side, dtype=np.float64) - side // 2
-    squared = offsets[None, :] ** 2 + offsets[:, None] ** 2  # [side, side]
-    target = kernel.astype(np.float64) / float(kernel.sum())
+    total = float(kernel.sum())
+    if kernel.ndim != 2 or not total > 0:
+        raise ValueError("a blur kernel is a 2-D array of non-negative weights summing above 0")
+    rows = np.arange(kernel.shape[0], dtype=np.float64) - kernel.shape[0] // 2
+    cols = np.arange(kernel.shape[1], dtype=np.float64) - kernel.shape[1] // 2
+    squared = rows[:, None] ** 2 + cols[None, :] ** 2  # [H, W] from the middle
+    target = kernel.astype(np.float64) / total
 
     def misfit(sigma: float) -> float:
         gaussian = np.exp(-0.5 * squared / sigma**2)
         return float(((gaussian / gaussian.sum() - target) ** 2).sum())
 
-    fit = minimize_scalar(misfit, bounds=(POINT_SIGMA / 2, side / 2), method="bounded")
+    # Far wider than the kernel the misfit is flat (every Gaussian ~0 on the grid), where a
+    # bounded search could settle; a Gaussian's spread is sigma * sqrt(2), so stay near it.
+    widest = min(max(kernel.shape) / 2, 2 * kernel_spread(kernel) + 1)
+    fit = minimize_scalar(misfit, bounds=(POINT_SIGMA / 2, widest), method="bounded")
     return float(fit.x)
 
 
