@@ -206,8 +206,9 @@ class Deconvolution:
     """The width of a Gaussian blur, all there is to remove, that the request states:
     divided out as it is (a width under the true one leaves the rest), nothing estimated."""
     read_sigma: float | None = None
-    """The width the analyzer read where Gaussian blur is all it found: checked against
-    the estimate (``narrowest_gaussian``), whose Gaussian is divided out."""
+    """The width the analyzer read where Gaussian blur is all the request removes and no
+    width is stated: checked against the estimate (``narrowest_gaussian``), and that
+    Gaussian divided out."""
 
     def kernel(self, photo: np.ndarray) -> tuple[np.ndarray, float | None] | None:
         """The kernel to divide out of ``photo`` [H, W, 3] and, where it is a Gaussian,

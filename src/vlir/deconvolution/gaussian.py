@@ -23,9 +23,10 @@ from vlir.degradations.blur import gaussian_kernel
 
 FIT_NARROWING = 0.9
 """How much narrower the Gaussian fitted to the free-form estimate reads than the true
-one: 0.85-1.0 of it (median 0.9) on the 16 held-out BSD400 photos with the engine's
-Gaussian blur, sigma 0.9-3.6 (``benchmarks/deconvolution.py --task blur --dataset BSD400
---stride 25``); fits are divided by it before they are compared with the analyzer's."""
+one: 0.85-1.0 of it (median 0.90) on the 16 held-out BSD400 photos with the engine's
+Gaussian blur, sigma 0.9-3.6 (measured by script; of 0.8-1.0 it also gave the rule its
+best PSNR there, which ``benchmarks/deconvolution.py --task blur --dataset BSD400
+--stride 25`` reports); fits are divided by it before they are compared with readings."""
 POINT_SIGMA = 0.2
 """A width below this is no blur: such a Gaussian leaves its neighbours under 1e-5 of a
 pixel's weight, so its kernel is a point (the photo is kept). The engine blurs from 0.3."""
