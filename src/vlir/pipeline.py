@@ -280,14 +280,16 @@ def deconvolution_request(
     if blurs == {"blur"}:  # a Gaussian, one number
         item = request.item_for("blur")
         stated_sigma = None if automatic or item is None else item.stated.get("sigma")
-        read_sigma = found["blur"].strength if "blur" in found else None
+        if stated_sigma is None and "blur" in found:
+            read_sigma = found["blur"].strength
+    spread = SHARP_SPREAD if left else 0.0
     return Deconvolution(
         kernel_size_for(length),
         balance,
-        SHARP_SPREAD if left else 0.0,
+        spread,
         left,
-        stated_sigma,
-        None if stated_sigma is not None else read_sigma,
+        stated_sigma=stated_sigma,
+        read_sigma=read_sigma,
     )
 
 
