@@ -408,3 +408,37 @@ def test_weights_fingerprint_follows_the_weights(tmp_path: Path) -> None:
     assert weights_fingerprint(model) != print_
     with pytest.raises(VlirError, match="not the one this model was trained with"):
         load_perception(str(folder), print_)
+
+
+def test_a_cropped_jpegs_grid_is_found_where_the_crop_left_it() -> None:
+    """The grid of a JPEG cropped by (3, 5) starts at row 5, column 3; uncropped at the
+    corner; a flat or clean photo, or one too small to tell, reads as (0, 0)."""
+    from skimage import data
+
+    from vlir.degradations.jpeg import jpeg_roundtrip
+    from vlir.perception.jpeg_grid import jpeg_grid_start
+
+    clean = data.astronaut()[:256, :256].astype(np.float32) / 255.0
+    for quality in (10, 40):
+        compressed = jpeg_roundtrip(clean, quality)
+        assert jpeg_grid_start(compressed) == (0, 0)
+        assert jpeg_grid_start(compressed[3:, 5:]) == (5, 3)
+        assert jpeg_grid_start(compressed[8:, 1:]) == (0, 7)
+        assert jpeg_grid_start(compressed[3:30, 5:]) == (0, 3)  # 27 rows: too few to tell
+    assert jpeg_grid_start(np.full((64, 64, 3), 0.5, np.float32)) == (0, 0)
+    assert jpeg_grid_start(clean[3:, 5:]) == (0, 0)
+
+
+def test_an_enlarged_photos_period_is_no_jpeg_grid() -> None:
+    """Steps repeating every 2 or 4 pixels also peak at one phase of 8 (1.1-1.2 times the
+    median on these), but as much half a block on, where a JPEG's do not."""
+    from skimage import data
+
+    from vlir.degradations import imresize
+    from vlir.perception.jpeg_grid import jpeg_grid_start
+
+    clean = data.astronaut()[:256, :256].astype(np.float32) / 255.0
+    for scale in (2, 4):
+        enlarged = np.clip(imresize(imresize(clean, 1 / scale), scale), 0, 1)
+        for rows, cols in ((0, 0), (1, 3), (2, 2)):
+            assert jpeg_grid_start(enlarged[rows:, cols:]) == (0, 0)

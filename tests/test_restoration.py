@@ -171,6 +171,28 @@ def test_restorer_pipeline(tiny_checkpoints: Path, photo: np.ndarray) -> None:
     assert "reference: given" in guided.report()
 
 
+def test_a_grey_photo_comes_back_grey(
+    tiny_checkpoints: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The network's three outputs differ even on a grey photo; it gets their luma, as a
+    grey file is written back, not a tint nothing in the photo asked for."""
+    import vlir.pipeline
+    from vlir.io import luma
+    from vlir.pipeline import Restorer
+
+    restorer = Restorer.from_pretrained(tiny_checkpoints)
+    wake(restorer.model)
+    grey = np.repeat(luma(photo), 3, axis=2)
+    with monkeypatch.context() as patch:
+        patch.setattr(vlir.pipeline, "is_grey", lambda rgb: False)
+        tinted = restorer(grey, prompt="denoise").image
+    assert np.abs(tinted[..., 0] - tinted[..., 1]).max() > 1e-3  # the network tints
+    restored = restorer(grey, prompt="denoise").image
+    assert np.array_equal(restored[..., 0], restored[..., 1])
+    assert np.array_equal(restored[..., 1], restored[..., 2])
+    assert np.abs(restored - grey).max() > 1e-3  # restored, not returned as it came
+
+
 def test_dihedral_views_are_the_eight_and_undo_exactly() -> None:
     from vlir.pipeline import dihedral_view, undo_dihedral_view
 
@@ -863,3 +885,52 @@ def test_8bit_share_stores_degraded_crops_as_a_file_would(
     assert torch.allclose(as_file * 255, (as_file * 255).round(), atol=1e-4)
     # the first crop is drawn alike (the share's own draw comes after it)
     assert torch.allclose(as_file[0], as_float[0].clamp(0, 1), atol=0.5 / 255 + 1e-6)
+
+
+def test_a_cropped_jpeg_is_restored_with_its_grid_at_the_corner(tiny_checkpoints: Path) -> None:
+    """Restoring a JPEG cropped off its grid is restoring it mirrored back onto the grid,
+    with the mirrored rows and columns cut off again; the report says so."""
+    from skimage import data
+
+    from vlir.degradations.jpeg import jpeg_roundtrip
+    from vlir.pipeline import Restorer
+
+    restorer = Restorer.from_pretrained(tiny_checkpoints)
+    wake(restorer.model)
+    clean = data.astronaut()[100:228, 150:278].astype(np.float32) / 255.0
+    crop = jpeg_roundtrip(clean, 20)[3:, 5:]  # the grid starts at row 5, column 3
+    result = restorer(crop, prompt="remove jpeg artifacts")
+    assert result.grid == (5, 3) and result.image.shape == crop.shape
+    assert "JPEG grid moved to the corner (it started at row 5, column 3)" in result.report()
+    mirrored = np.pad(crop, ((3, 0), (5, 0), (0, 0)), mode="reflect")
+    on_grid = restorer(mirrored, prompt="remove jpeg artifacts", align_grid=False)
+    assert np.array_equal(result.image, on_grid.image[3:, 5:])
+    framed = restorer(crop, prompt="remove jpeg artifacts", align_grid=False)
+    assert framed.grid == (0, 0) and np.abs(framed.image - result.image).max() > 1e-3
+
+
+def test_restore_cli_moves_a_cropped_jpegs_grid_unless_told_not_to(
+    tiny_checkpoints: Path, tmp_path: Path
+) -> None:
+    from skimage import data
+
+    from vlir.degradations.jpeg import jpeg_roundtrip
+
+    clean = data.astronaut()[100:228, 150:278].astype(np.float32) / 255.0
+    crop = jpeg_roundtrip(clean, 20)[3:, 5:]  # a cropped JPEG, saved again as a PNG
+    PILImage.fromarray(np.round(crop * 255).astype(np.uint8)).save(tmp_path / "crop.png")
+    command = [sys.executable, "-m", "vlir.cli", "restore", "--model", str(tiny_checkpoints)]
+    command += [str(tmp_path / "crop.png"), "--prompt", "remove jpeg artifacts", "-o"]
+    moved = subprocess.run(
+        [*command, str(tmp_path / "moved.png")], capture_output=True, text=True, timeout=300
+    )
+    assert moved.returncode == 0, moved.stderr
+    assert "JPEG grid moved to the corner (it started at row 5, column 3)" in moved.stdout
+    framed = subprocess.run(
+        [*command, str(tmp_path / "framed.png"), "--no-align-grid"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert framed.returncode == 0 and "JPEG grid" not in framed.stdout
+    assert PILImage.open(tmp_path / "moved.png").size == (123, 125)

@@ -264,6 +264,14 @@ def restore(
             "its kernel and divide it out (default); --no-deconvolve leaves it to the restorer.",
         ),
     ] = True,
+    align_grid: Annotated[
+        bool,
+        typer.Option(
+            "--align-grid/--no-align-grid",
+            help="Where a JPEG's 8x8 grid does not start at the photo's corner (a cropped "
+            "JPEG), move it there for restoring (default); --no-align-grid restores as framed.",
+        ),
+    ] = True,
     ensemble: Annotated[
         bool,
         typer.Option(
@@ -329,6 +337,7 @@ def restore(
             seed=seed,
             deconvolve=deconvolve,
             ensemble=ensemble,
+            align_grid=align_grid,
         )
         save_image(dst, image.with_rgb(result.image), overwrite=overwrite)
         out.print(f"{dst}: {result.report()}", markup=False, highlight=False)

@@ -109,6 +109,18 @@ def as_hwc(pixels: np.ndarray | torch.Tensor) -> np.ndarray:
     return array
 
 
+def is_grey(rgb: np.ndarray) -> bool:
+    """Whether [H, W, 3] holds one plane three times: a grey photo read as RGB."""
+    return bool(
+        np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
+    )
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """[H, W, 3] -> [H, W, 1]: the grey a grey photo is written back as (BT.601 luma)."""
+    return (rgb @ _GREY_WEIGHTS)[..., None]
+
+
 # ----------------------------------------------------------------------------- loading
 
 
@@ -452,7 +464,7 @@ def write_atomic(path: Path, payload: bytes, *, overwrite: bool) -> None:
 
 def _encode(image: Image, fmt: str, quality: int) -> bytes:
     rgb = np.clip(np.nan_to_num(image.rgb, nan=0.0), 0.0, 1.0)
-    colour = (rgb @ _GREY_WEIGHTS)[..., None] if image.grey else rgb
+    colour = luma(rgb) if image.grey else rgb
     alpha = image.alpha
     if alpha is not None and fmt == "JPEG":
         warnings.warn("JPEG has no alpha channel: transparency is dropped", stacklevel=3)

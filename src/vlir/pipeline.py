@@ -39,9 +39,11 @@ from vlir.deconvolution import (
 )
 from vlir.degradations import RestorationPrompt, get_op
 from vlir.errors import VlirError
-from vlir.io import as_hwc
+from vlir.io import as_hwc, is_grey, luma
 from vlir.modeling import CONFIG_NAME, resolve_checkpoint, weights_fingerprint
 from vlir.perception import Analysis, PerceptionModel, analyze, load_perception
+from vlir.perception.analyze import too_small
+from vlir.perception.jpeg_grid import GRID, jpeg_grid_start
 from vlir.perception.model import Perception
 from vlir.restoration import RestorerModel, make_conditioning, semantic_tower
 from vlir.restoration.network import RestorerConfig
@@ -104,6 +106,9 @@ class Restoration:
     ``kernel`` is the free-form estimate, or nothing was deconvolved)."""
     sigma_stated: bool = False
     """``sigma`` is the request's own (else read from the photo)."""
+    grid: tuple[int, int] = (0, 0)
+    """Row and column where the photo's JPEG grid started, moved to the corner for
+    restoring ((0, 0): at the corner already, or none seen)."""
 
     def report(self) -> str:
         if self.enlarged is not None:
@@ -150,6 +155,9 @@ class Restoration:
                 source = "as stated" if self.sigma_stated else "read from the photo"
                 how = f"a Gaussian of sigma {self.sigma:.2f}, {source}"
             refined += f"; blur by deconvolution ({how}{kept})"
+        if self.grid != (0, 0):
+            row, column = self.grid
+            refined += f"; JPEG grid moved to the corner (it started at row {row}, column {column})"
         return f"found: {found}; did ({mode}): {self.prompt}{refined}"
 
 
@@ -408,6 +416,7 @@ class Restorer:
         seed: int = 0,
         deconvolve: bool = True,
         ensemble: bool = False,
+        align_grid: bool = True,
     ) -> Restoration:
         """``deconvolve``: where blur (camera shake, defocus, Gaussian) is all the request
         removes (or it is blind and the analyzer finds only that), its kernel is estimated
@@ -421,7 +430,10 @@ class Restorer:
         config's). ``ensemble``: restore the 8 flips and quarter turns of the photo and
         average them back in its frame (the field's self-ensemble, EDSR's "+": a few
         tenths of a dB for 8 times the time; the restorer's attention to perception's
-        tokens has no positions, so every view shares one reading of the photo)."""
+        tokens has no positions, so every view shares one reading of the photo).
+        ``align_grid``: where the photo's JPEG grid does not start at its corner (a cropped
+        JPEG), mirror rows and columns above and left of it so it does, and cut them off
+        after (``vlir.perception.jpeg_grid``; False: read and restore it as framed)."""
         start = time.perf_counter()
         diffusion = self.model is None
         if diffusion:
@@ -438,7 +450,18 @@ class Restorer:
         steps = 1 if steps is None else steps
         if refine and steps < 1:
             raise VlirError(f"steps must be at least 1 (got {steps})")
-        pixels = torch.from_numpy(np.ascontiguousarray(as_hwc(image).transpose(2, 0, 1)))[None]
+        photo_hwc = as_hwc(image)
+        grey = is_grey(photo_hwc)
+        pixels = torch.from_numpy(np.ascontiguousarray(photo_hwc.transpose(2, 0, 1)))[None]
+        # (a photo too small to read is left as framed: its size is what the refusal names)
+        readable = align_grid and not too_small(pixels)
+        grid = jpeg_grid_start(photo_hwc) if readable else (0, 0)
+        top, left = (-grid[0]) % GRID, (-grid[1]) % GRID
+
+        def aligned(planes: torch.Tensor) -> torch.Tensor:
+            return F.pad(planes, (left, 0, top, 0), mode="reflect") if top or left else planes
+
+        pixels = aligned(pixels)
         analysis = analyze(self.analyzer, pixels)
         perception: Perception = analysis.perception
         if self.analyzer is not self.perception:
@@ -469,10 +492,11 @@ class Restorer:
             reference_pixels = as_hwc(reference).transpose(2, 0, 1)
             reference_tensor = F.interpolate(
                 torch.from_numpy(np.ascontiguousarray(reference_pixels))[None],
-                size=(height, width),
+                size=photo_hwc.shape[:2],
                 mode="bilinear",
                 align_corners=False,
             )
+            reference_tensor = aligned(reference_tensor)
         conditioning = make_conditioning(perception, encoded, semantic_encoded, None, None)
         use_tiles = tile is not None or height * width > AUTO_TILE_PIXELS
         tile_size = tile or DEFAULT_TILE
@@ -532,7 +556,9 @@ class Restorer:
                 pixels, restored, conditioning, semantic_encoded, steps, seed, use_tiles, tile_size
             )
         output = pixels + float(strength) * (restored - pixels)
-        result = output[0].clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32)
+        result = output[0, :, top:, left:].clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32)
+        if grey:  # a grey photo comes back grey, as a grey file is written (no tint made up)
+            result = np.repeat(luma(result), 3, axis=2)
         return Restoration(
             result,
             analysis,
@@ -551,6 +577,7 @@ class Restorer:
             enlarged,
             sigma,
             plan is not None and plan.stated_sigma is not None,
+            grid,
         )
 
     def _refine(
