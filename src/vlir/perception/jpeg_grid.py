@@ -12,8 +12,8 @@ photo so the grid starts at the corner again (``vlir.pipeline``).
 Blocks show as larger steps between neighbouring pixels across their boundaries than
 inside them. Along each axis, the boundary phase (of 8) with the largest mean step is
 where blocks end, if that step clearly exceeds the steps inside blocks, the step at the
-corner's own boundary (an uncropped JPEG is never moved: on 40 BSD400 photos at quality
-10-90, none was) and the step half a block on (an enlarged photo's steps repeat every 2
+corner's own boundary (an uncropped JPEG stays as it is: of 40 BSD400 photos at quality
+10-90, none was moved) and the step half a block on (an enlarged photo's steps repeat every 2
 or 4 pixels, a JPEG's every 8).
 """
 
