@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from vlir.degradations import imresize
-from vlir.evaluation.metrics import rgb_to_y, to_255
+from vlir.evaluation.metrics import psnr, rgb_to_y, to_255
 from vlir.evaluation.tasks import dataset_images
 from vlir.io import load_image
 from vlir.perception.jpeg_grid import GRID, jpeg_grid_start
@@ -48,13 +48,6 @@ def compressed(clean: np.ndarray, quality: int, colour: bool) -> tuple[np.ndarra
     return decoded / 255.0, target.astype(np.float32) / 255.0
 
 
-def score(output: np.ndarray, target: np.ndarray, colour: bool) -> float:
-    """PSNR on Y (colour) or on the grey plane."""
-    a, b = to_255(output), to_255(target)
-    a, b = (rgb_to_y(a), rgb_to_y(b)) if colour else (a[..., 0], b[..., 0])
-    return float(10 * np.log10(255.0**2 / np.mean((a - b) ** 2)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="LIVE1")
@@ -69,6 +62,7 @@ def main() -> None:
     qualities = [int(q) for q in args.qualities.split(",")]
     restorer = Restorer.from_pretrained() if args.restore else None
     torch.set_grad_enabled(False)
+    channel = "y" if args.colour else "grey"
     found = {q: 0 for q in qualities}
     uncropped_moved = {q: 0 for q in qualities}
     enlarged_grids = {scale: 0 for scale in ENLARGEMENTS}
@@ -80,7 +74,7 @@ def main() -> None:
             clean_grids += 1
             if restorer is not None:  # a grid read where there is none: what it changes
                 framed = restorer(clean, align_grid=False).image
-                clean_moves.append(score(restorer(clean).image, framed, colour=True))
+                clean_moves.append(psnr(restorer(clean).image, framed, channel="y"))
         for scale in ENLARGEMENTS:  # an enlargement's steps repeat every 2 or 4 pixels
             enlarged = np.clip(imresize(imresize(clean, 1 / scale), scale), 0, 1)
             enlarged_grids[scale] += jpeg_grid_start(enlarged) != (0, 0)
@@ -94,7 +88,7 @@ def main() -> None:
                 framed = restorer(crop, align_grid=False).image
                 moved = restorer(crop).image
                 scores[quality].append(
-                    tuple(score(x, truth, args.colour) for x in (crop, framed, moved))
+                    tuple(psnr(x, truth, channel=channel) for x in (crop, framed, moved))
                 )
     kind = "colour (PSNR on Y)" if args.colour else "grey"
     print(f"{args.dataset}, {len(paths)} photos, {kind} JPEGs cropped by 1-7 rows and columns")
