@@ -241,6 +241,27 @@ def test_self_ensemble_averages_the_views_back_in_the_photos_frame(
     assert "averaged over 8 flips and quarter turns" in averaged.report()
 
 
+def test_channels_last_restores_as_the_plain_layout(
+    tiny_checkpoints: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipeline runs the restorer in channels-last for speed; through tiles, the
+    photo's gathered statistics, a reference and the eight views it restores as the
+    plain (NCHW) layout does."""
+    from vlir import pipeline
+
+    restorer = pipeline.Restorer.from_pretrained(tiny_checkpoints)
+    wake(restorer.model)
+    assert restorer.model.intro.weight.is_contiguous(memory_format=torch.channels_last)
+    options = dict(prompt="denoise", reference=photo[::-1], tile=64, ensemble=True)
+    fast = restorer(photo, **options).image
+    monkeypatch.setattr(pipeline, "CHANNELS_LAST", torch.contiguous_format)
+    plain = pipeline.Restorer(
+        restorer.model, restorer.perception, restorer.text, analyzer=restorer.analyzer
+    )
+    assert plain.model.intro.weight.is_contiguous()
+    assert np.abs(plain(photo, **options).image - fast).max() < 1e-5
+
+
 def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     tiny_checkpoints: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -57,6 +57,10 @@ if TYPE_CHECKING:  # diffusers takes seconds to import: only --refine pays for i
 AUTO_TILE_PIXELS = 512 * 512
 """Images larger than this restore in tiles (bounded memory); smaller ones in one pass."""
 DEFAULT_TILE = 384
+CHANNELS_LAST = torch.channels_last
+"""The restorer's memory format on CPU. A 481x321 photo's forward pass took 1.64 s in NCHW
+and 0.67 s in it (2 threads, median of 7; outputs within 1e-6); the perception towers
+gained nothing (0.153 / 0.152 s), so they keep NCHW."""
 
 
 def dihedral_view(pixels: torch.Tensor, view: int) -> torch.Tensor:
@@ -330,7 +334,9 @@ class Restorer:
         semantic_text: TextEncoder | None = None,
         analyzer: PerceptionModel | None = None,
     ) -> None:
-        self.model = None if model is None else model.eval()
+        # Channels-last (NHWC): oneDNN's convolutions, the depthwise ones above all, run the
+        # restorer ~2.4x faster on CPU in it than in NCHW, to within 1e-6 (``CHANNELS_LAST``).
+        self.model = None if model is None else model.eval().to(memory_format=CHANNELS_LAST)
         self.perception = perception.eval()
         self.analyzer = self.perception if analyzer is None else analyzer.eval()
         self.text = text.eval()
@@ -512,7 +518,7 @@ class Restorer:
                 pad = (0, patch.shape[-1] - part.shape[-1], 0, patch.shape[-2] - part.shape[-2])
                 part = F.pad(part, pad, mode="replicate")
                 condition = make_conditioning(perception, encoded, semantic_encoded, None, part)
-            return self.model(patch, condition)
+            return self.model(patch.contiguous(memory_format=CHANNELS_LAST), condition)
 
         gathered, views = 0, 8 if ensemble else 1
         kernel, sigma, deblurred = None, None, None
