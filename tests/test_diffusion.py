@@ -149,6 +149,23 @@ def test_pipeline_refines_deterministically_in_tiles(tmp_path: Path, photo: np.n
     assert "refined (2 steps, seed 3)" in first.report() and plain.refine_steps == 0
 
 
+def test_refiner_in_channels_last_refines_as_the_plain_layout(
+    tmp_path: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vlir import pipeline
+
+    restorer = pipeline.Restorer.from_pretrained("restorer", refiner=str(tiny_refiner(tmp_path)))
+    fast = restorer(photo, refine=True, steps=2, seed=3, tile=64).image
+    refiner = restorer.load_refiner()
+    for part in (refiner.adaptor, refiner.prior):
+        kernels = [weight for weight in part.parameters() if weight.ndim == 4]
+        assert all(w.is_contiguous(memory_format=torch.channels_last) for w in kernels)
+    monkeypatch.setattr(pipeline, "CHANNELS_LAST", torch.contiguous_format)
+    plain = restorer(photo, refine=True, steps=2, seed=3, tile=64).image
+    assert all(w.is_contiguous() for w in refiner.prior.parameters())
+    assert np.abs(plain - fast).max() < 1e-5
+
+
 def test_restore_cli_refine(tmp_path: Path, photo: np.ndarray) -> None:
     refiner = tiny_refiner(tmp_path)
     PILImage.fromarray(np.round(photo * 255).astype(np.uint8)).save(tmp_path / "in.png")
