@@ -95,13 +95,14 @@ def estimate_blur_kernel(
         else:
             kernel = _normalised(cv2.resize(kernel, (side, side), interpolation=cv2.INTER_LINEAR))
             latent = cv2.resize(latent, blurred.shape[::-1], interpolation=cv2.INTER_LINEAR)
-        blurred_dx, blurred_dy = _gradients(blurred)
+        # what the fits and deconvolutions at this scale share: the photo's own gradient
+        # spectra and the smoothness prior of its padded frame
+        blurred_spectra = [np.fft.fft2(g) for g in _gradients(blurred)]
+        prior = _smoothness_prior(tuple(n + 2 * side for n in blurred.shape))
         for _ in range(iterations):
             sharp_dx, sharp_dy = _predicted_edges(latent, side, edge_budget)
-            kernel = _fit_kernel(
-                sharp_dx, sharp_dy, blurred_dx, blurred_dy, side, kernel_damping, floor
-            )
-            latent = _deconvolve_smooth(blurred, kernel, latent_damping)
+            kernel = _fit_kernel(sharp_dx, sharp_dy, blurred_spectra, side, kernel_damping, floor)
+            latent = _deconvolve_smooth(blurred, kernel, latent_damping, prior)
     assert kernel is not None
     return _point(size) if kernel_spread(kernel) < SHARP_SPREAD else kernel
 
@@ -173,17 +174,18 @@ def _predicted_edges(latent: np.ndarray, side: int, budget: float) -> tuple[np.n
 def _fit_kernel(
     sharp_dx: np.ndarray,
     sharp_dy: np.ndarray,
-    blurred_dx: np.ndarray,
-    blurred_dy: np.ndarray,
+    blurred_spectra: list[np.ndarray],
     side: int,
     damping: float,
     floor: float,
 ) -> np.ndarray:
     """argmin_k sum_d ||k * sharp_d - blurred_d||^2 + damping ||k||^2, then made a kernel:
-    cropped, non-negative, small values dropped, one connected path, centred."""
+    cropped, non-negative, small values dropped, one connected path, centred.
+    ``blurred_spectra``: the FFTs of the photo's x and y gradients, the same for every fit
+    at a scale. (Half spectra, ``rfft2``, halve the work but not bit for bit, and 6
+    rounds of thresholds carry the difference to 0.03 in a kernel weight.)"""
     sharp = [np.fft.fft2(g) for g in (sharp_dx, sharp_dy)]
-    blurred = [np.fft.fft2(g) for g in (blurred_dx, blurred_dy)]
-    numerator = sum(np.conj(s) * b for s, b in zip(sharp, blurred, strict=True))
+    numerator = sum(np.conj(s) * b for s, b in zip(sharp, blurred_spectra, strict=True))
     denominator = sum(np.abs(s) ** 2 for s in sharp) + damping
     full = np.fft.fftshift(np.real(np.fft.ifft2(numerator / denominator)))  # origin at centre
     cy, cx, radius = full.shape[0] // 2, full.shape[1] // 2, side // 2
@@ -220,14 +222,21 @@ def _centred(kernel: np.ndarray) -> np.ndarray:
     return _normalised(moved)
 
 
-def _deconvolve_smooth(blurred: np.ndarray, kernel: np.ndarray, damping: float) -> np.ndarray:
+def _smoothness_prior(shape: tuple[int, int]) -> np.ndarray:
+    """|DX|^2 + |DY|^2 [H, W // 2 + 1]: the gradient energy each frequency carries."""
+    return np.abs(psf_to_otf(_DX, shape)) ** 2 + np.abs(psf_to_otf(_DY, shape)) ** 2
+
+
+def _deconvolve_smooth(
+    blurred: np.ndarray, kernel: np.ndarray, damping: float, prior: np.ndarray
+) -> np.ndarray:
     """The next guess of the sharp photo: deconvolution under a smooth-gradient prior
-    (fast and ringing-free enough for predicting edges, not for the final result)."""
+    (``_smoothness_prior`` of the padded frame; fast and ringing-free enough for predicting
+    edges, not for the final result)."""
     margin = kernel.shape[0]
     padded = np.pad(blurred, margin, mode="symmetric")
     shape = padded.shape
     otf = psf_to_otf(kernel, shape)
-    prior = np.abs(psf_to_otf(_DX, shape)) ** 2 + np.abs(psf_to_otf(_DY, shape)) ** 2
     spectrum = np.fft.rfft2(padded) * np.conj(otf) / (np.abs(otf) ** 2 + damping * prior)
     restored = np.fft.irfft2(spectrum, s=shape)
     return restored[margin:-margin, margin:-margin].astype(np.float32)
