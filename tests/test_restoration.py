@@ -930,6 +930,36 @@ def test_a_cropped_jpeg_is_restored_with_its_grid_at_the_corner(tiny_checkpoints
     assert framed.grid == (0, 0) and np.abs(framed.image - result.image).max() > 1e-3
 
 
+def test_a_grid_is_moved_only_where_jpeg_is_removed(tiny_checkpoints: Path) -> None:
+    """A grid read in a photo with no JPEG to remove leaves the photo as framed."""
+    from skimage import data
+
+    from vlir.degradations import RestorationPrompt
+    from vlir.degradations.jpeg import jpeg_roundtrip
+    from vlir.perception import Analysis, Finding
+    from vlir.pipeline import Restorer, removes_jpeg
+
+    def read(*found: str) -> Analysis:
+        findings = [Finding(op, 0.9, 1.0, "strength", True) for op in found]
+        return Analysis(findings, RestorationPrompt.removing(found), perception=None)
+
+    assert removes_jpeg("remove jpeg artifacts", read())
+    assert not removes_jpeg("denoise with sigma 25", read("jpeg"))
+    assert removes_jpeg(None, read("noise", "jpeg")) and not removes_jpeg(None, read("noise"))
+    assert removes_jpeg("remove all degradation", read("jpeg"))
+    assert not removes_jpeg("remove all degradation", read("blur"))
+    assert removes_jpeg("make it look less blocky", read("jpeg"))  # free words: the reading
+
+    restorer = Restorer.from_pretrained(tiny_checkpoints)
+    wake(restorer.model)
+    clean = data.astronaut()[100:228, 150:278].astype(np.float32) / 255.0
+    crop = jpeg_roundtrip(clean, 20)[3:, 5:]
+    denoised = restorer(crop, prompt="denoise with sigma 10")
+    assert denoised.grid == (0, 0) and "JPEG grid" not in denoised.report()
+    framed = restorer(crop, prompt="denoise with sigma 10", align_grid=False)
+    assert np.array_equal(denoised.image, framed.image)
+
+
 def test_restore_cli_moves_a_cropped_jpegs_grid_unless_told_not_to(
     tiny_checkpoints: Path, tmp_path: Path
 ) -> None:
