@@ -269,7 +269,8 @@ def restore(
         typer.Option(
             "--align-grid/--no-align-grid",
             help="Where a JPEG's 8x8 grid does not start at the photo's corner (a cropped "
-            "JPEG), move it there for restoring (default); --no-align-grid restores as framed.",
+            "JPEG) and JPEG is removed, move it there for restoring (default); "
+            "--no-align-grid restores as framed.",
         ),
     ] = True,
     ensemble: Annotated[

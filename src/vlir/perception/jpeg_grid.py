@@ -6,8 +6,8 @@ and it depends on it. On the first 12 LIVE1 photos as grey JPEGs of quality 10 c
 by 1-7 rows and columns, it took the input's 26.71 dB to 25.82 with the grid where the
 crop left it, and to 27.28 with the grid moved back to the corner (31.31 / 30.07 /
 31.80 at quality 40; ``benchmarks/jpeg_grid.py``). A cropped JPEG, or a screenshot or
-re-save of one, has its grid elsewhere; the pipeline mirrors rows and columns onto the
-photo so the grid starts at the corner again (``vlir.pipeline``).
+re-save of one, has its grid elsewhere; where JPEG is removed, the pipeline mirrors rows
+and columns onto the photo so the grid starts at the corner again (``vlir.pipeline``).
 
 Blocks show as larger steps between neighbouring pixels across their boundaries than
 inside them. Along each axis, the boundary phase (of 8) with the largest mean step is
