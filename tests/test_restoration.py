@@ -154,8 +154,8 @@ def test_restorer_pipeline(tiny_checkpoints: Path, photo: np.ndarray) -> None:
     from vlir.pipeline import Restorer
 
     restorer = Restorer.from_pretrained(tiny_checkpoints)
-    result = restorer(photo)
-    assert result.image.shape == photo.shape and result.automatic
+    result = restorer(photo, prompt="remove all degradation")
+    assert result.image.shape == photo.shape and not result.automatic
     assert "found:" in result.report()
     assert "reference: none (the reference block is skipped)" in result.report()
     kept = restorer(photo, prompt="denoise", strength=0.0)
@@ -343,6 +343,7 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     # an analyzer that finds nothing (every threshold out of reach) and reads no
     # enlargement: the automatic request is blind, and the blur is deconvolved all the same
     monkeypatch.setattr("vlir.pipeline.ENLARGED_HINT", 1.01)
+    monkeypatch.setattr("vlir.pipeline.HAZE_HINT", 1.01)
     config = restorer.analyzer.config
     restorer.analyzer = PerceptionModel(
         dataclasses.replace(config, thresholds=(2.0,) * len(config.ops))
@@ -350,9 +351,19 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     blind = restorer(shaken)
     assert not blind.analysis.found and blind.kernel is not None
     assert np.allclose(blind.image, np.clip(wiener_deconvolve(shaken, blind.kernel, 0.005), 0, 1))
-    sharp = restorer(photo)  # a sharp photo, nothing found: the restorer's blind mode
-    assert not sharp.analysis.found and sharp.kernel is None and not sharp.tiles
-    assert "deconvol" not in sharp.report()
+    left = restorer(shaken, deconvolve=False)  # reads blurred: the restorer's blind mode
+    assert not left.kept and left.kernel is None and left.prompt == "remove all degradation"
+    assert not np.array_equal(left.image, shaken)
+    for deconvolve in (True, False):  # a sharp photo, nothing found: nothing to restore
+        sharp = restorer(photo, deconvolve=deconvolve, ensemble=True, tile=64)
+        assert sharp.kept and not sharp.analysis.found and sharp.kernel is None
+        assert np.array_equal(sharp.image, photo) and not sharp.tiles and sharp.views == 1
+        assert sharp.report() == (
+            "found: nothing; did (automatic): left it as it is (it reads clean and sharp; "
+            "--prompt to restore it anyway)"
+        )
+    told = restorer(photo, prompt="remove all degradation")  # words: the blind mode runs
+    assert not told.kept and told.kernel is None and not np.array_equal(told.image, photo)
 
 
 def test_a_photo_that_reads_enlarged_and_nothing_else_is_left_as_it_is(
@@ -374,6 +385,7 @@ def test_a_photo_that_reads_enlarged_and_nothing_else_is_left_as_it_is(
     reading = restorer(soft, deconvolve=False, prompt="remove all degradation").analysis
     downsample = next(f.probability for f in reading.findings if f.op == "downsample")
     monkeypatch.setattr("vlir.pipeline.ENLARGED_HINT", downsample)
+    monkeypatch.setattr("vlir.pipeline.HAZE_HINT", 1.01)  # (reads no haze either)
     kept = restorer(soft, ensemble=True)
     assert kept.enlarged == pytest.approx(downsample) and not kept.analysis.found
     assert np.array_equal(kept.image, soft) and kept.kernel is None and kept.views == 1
@@ -387,6 +399,36 @@ def test_a_photo_that_reads_enlarged_and_nothing_else_is_left_as_it_is(
     monkeypatch.setattr("vlir.pipeline.ENLARGED_HINT", downsample + 1e-3)
     read_blurred = restorer(soft)  # under the hint: the unseen blur is deconvolved
     assert read_blurred.enlarged is None and read_blurred.kernel is not None
+
+
+def test_a_photo_that_reads_faintly_hazy_and_nothing_else_is_dehazed(
+    tiny_checkpoints: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing found, but a haze probability at or over ``HAZE_HINT``: the automatic
+    request is "dehaze", and the report says why; under the hint the photo is kept."""
+    from vlir.pipeline import Restorer
+
+    restorer = Restorer.from_pretrained(tiny_checkpoints)
+    wake(restorer.model)
+    config = restorer.analyzer.config
+    restorer.analyzer = PerceptionModel(  # finds nothing: every threshold out of reach
+        dataclasses.replace(config, thresholds=(2.0,) * len(config.ops))
+    ).eval()
+    monkeypatch.setattr("vlir.pipeline.ENLARGED_HINT", 1.01)
+    reading = restorer(photo, prompt="dehaze").analysis
+    haze = next(f.probability for f in reading.findings if f.op == "haze")
+    monkeypatch.setattr("vlir.pipeline.HAZE_HINT", haze)
+    hazy = restorer(photo)
+    assert hazy.hazy == pytest.approx(haze) and not hazy.analysis.found and not hazy.kept
+    assert hazy.prompt == "dehaze" and hazy.automatic and hazy.kernel is None
+    assert np.array_equal(hazy.image, restorer(photo, prompt="dehaze").image)
+    assert not np.array_equal(hazy.image, photo)
+    assert hazy.report().startswith(
+        f"found: nothing, but it reads faintly hazy (haze p={haze:.2f}); did (automatic): dehaze"
+    )
+    monkeypatch.setattr("vlir.pipeline.HAZE_HINT", haze + 1e-3)
+    kept = restorer(photo)  # under the hint, and it reads sharp: kept
+    assert kept.kept and kept.hazy is None and np.array_equal(kept.image, photo)
 
 
 def test_a_tile_is_never_normalised_by_less_than_its_own_spread() -> None:
@@ -424,13 +466,14 @@ def test_pipeline_tiles_share_the_photo_statistics(
     restorer = Restorer.from_pretrained(tmp_path / "awake")
     halves = photo.copy()
     halves[:, 64:] *= 0.5  # a dark half: tiles with statistics unlike the photo's
-    whole_result = restorer(halves)
+    blind = "remove all degradation"
+    whole_result = restorer(halves, prompt=blind)
     assert "gathering" not in whole_result.report()
     whole = whole_result.image
-    shared_result = restorer(halves, tile=64)
+    shared_result = restorer(halves, prompt=blind, tile=64)
     assert "with the photo's statistics (1 gathering pass)" in shared_result.report()
     shared = shared_result.image
-    own = restorer(halves, tile=64, gather=0).image
+    own = restorer(halves, prompt=blind, tile=64, gather=0).image
     # measured: 43.9 vs 40.9 dB (the tiles' cut receptive fields limit both)
     assert psnr(shared, whole) > psnr(own, whole) + 1.5, (psnr(shared, whole), psnr(own, whole))
     with pytest.raises(VlirError, match="gather"):
@@ -449,7 +492,7 @@ def test_a_model_without_reference_block_refuses_a_reference(
         tmp_path / "no-reference"
     )
     restorer = Restorer.from_pretrained(tmp_path / "no-reference")
-    assert "reference" not in restorer(photo).report()
+    assert "reference" not in restorer(photo, prompt="denoise").report()
     with pytest.raises(VlirError, match="no reference photo"):
         restorer(photo, reference=photo)
 

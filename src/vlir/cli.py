@@ -302,8 +302,9 @@ def restore(
     overwrite: Overwrite = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Restore photos: automatic by default, or guided by --prompt / --semantic / --reference;
-    --refine adds diffusion refinement (deterministic for a given --seed)."""
+    """Restore photos: automatic by default (one where nothing is found and that reads sharp
+    is written as it is), or guided by --prompt / --semantic / --reference; --refine adds
+    diffusion refinement (deterministic for a given --seed)."""
     from vlir.pipeline import Restorer
 
     if not 0.0 <= strength <= 2.0:

@@ -82,7 +82,8 @@ class Restoration:
     """[H, W, 3] float32 in [0, 1]."""
     analysis: Analysis
     prompt: str
-    """The restoration prompt the restorer was given (or would have been: ``enlarged``)."""
+    """The restoration prompt the restorer was given (or would have been: ``enlarged``,
+    ``kept``)."""
     automatic: bool
     seconds: float
     tiles: bool
@@ -114,8 +115,19 @@ class Restoration:
     grid: tuple[int, int] = (0, 0)
     """Row and column where the photo's JPEG grid started, moved to the corner for
     restoring ((0, 0): at the corner already, or none seen)."""
+    kept: bool = False
+    """Returned as it is: automatic, nothing found, and the photo's blur estimate spreads
+    under ``UNSEEN_BLUR_SPREAD`` (see ``Restorer.__call__``)."""
+    hazy: float | None = None
+    """The haze probability of a photo dehazed because nothing was found but it reads
+    faintly hazy (``HAZE_HINT``); None otherwise."""
 
     def report(self) -> str:
+        if self.kept:
+            return (
+                "found: nothing; did (automatic): left it as it is (it reads clean and sharp; "
+                "--prompt to restore it anyway)"
+            )
         if self.enlarged is not None:
             return (
                 f"found: nothing, but it reads enlarged (downsample p={self.enlarged:.2f}); "
@@ -129,6 +141,8 @@ class Restoration:
             )
             or "nothing"
         )
+        if self.hazy is not None:
+            found += f", but it reads faintly hazy (haze p={self.hazy:.2f})"
         if self.analysis.note:  # guesses, not findings
             found = f"not read ({self.analysis.note})"
         mode = "automatic" if self.automatic else "user-guided"
@@ -179,8 +193,8 @@ UNSEEN_BLUR_SPREAD = 1.0
 deconvolved: past every sharp photo measured (80 BSD400 training photos read at most 0.89;
 as a check, CBSD68, Set5, Set14 and LIVE1 as they are at most 0.92, Set5's bird). The
 faint blurs the analyzer missed among the first 20 CBSD68 photos of the motion, Gaussian
-and defocus tasks read 0.94-2.29 (4 of 5 at 1.0 or more); below this the restorer's blind
-mode runs, as for a sharp photo."""
+and defocus tasks read 0.94-2.29 (4 of 5 at 1.0 or more); below this the photo reads sharp,
+and automatic restoration returns it as it is (``Restoration.kept``)."""
 
 ENLARGED_HINT = 0.01
 """Where the analyzer found nothing, a downsampling probability at or over this (under
@@ -190,6 +204,17 @@ nor given to the blind restorer. 40 BSD400 training photos (benchmarks/enlarged.
 read as nothing found, the x2-enlarged read 0.07-0.33, the clean and the faintly blurred
 at most 0.002; on the x2 ones read as nothing or as blur alone, deconvolving lost 1.41
 dB to the enlarged photo, the restorer 0.31 and "upsample by 2x" 0.27 (7 of 8 worse)."""
+
+HAZE_HINT = 0.55
+"""Where the analyzer found nothing, a haze probability at or over this (under its own
+threshold, 0.75) says the photo is faintly hazy: it is told "dehaze", not kept as it is.
+Of 100 BSD400 training photos under the engine's haze at beta 0.3-0.6, 46 read as nothing
+found (``benchmarks/nothing_found.py --haze-stride 4``); the 18 of them at 0.55 or more
+went from 19.55 dB as they were to 25.92 told "dehaze" (25.96 given the beta read, 21.05
+blind), none worse. Clean, the 398 BSD400 photos where nothing is found read at most 0.43,
+so 0.55 leaves a margin for photos never trained on (as a check, the eval sets' clean
+photos read at most 0.45): told "dehaze", a clean photo comes out 26-31 dB from itself
+(24-26 given the beta read, hence the plain request)."""
 
 LIGHT_JPEG_QUALITY = 75
 """A JPEG of this quality or above, stated or found with a blur, is left as it is and the
@@ -256,14 +281,25 @@ def removes_jpeg(prompt: str | None, analysis: Analysis) -> bool:
     return any(finding.op == "jpeg" for finding in analysis.found)
 
 
-def enlarged_hint(analysis: Analysis) -> float | None:
-    """The downsampling probability of a photo where nothing was found but it reads
-    enlarged (``ENLARGED_HINT``); None otherwise."""
+def _hint(analysis: Analysis, op: str, level: float) -> float | None:
+    """The probability of ``op`` where nothing was found but it reaches ``level``."""
     if analysis.found:
         return None
     probability = {finding.op: finding.probability for finding in analysis.findings}
-    hint = probability.get("downsample", 0.0)
-    return hint if hint >= ENLARGED_HINT else None
+    hint = probability.get(op, 0.0)
+    return hint if hint >= level else None
+
+
+def enlarged_hint(analysis: Analysis) -> float | None:
+    """The downsampling probability of a photo where nothing was found but it reads
+    enlarged (``ENLARGED_HINT``); None otherwise."""
+    return _hint(analysis, "downsample", ENLARGED_HINT)
+
+
+def haze_hint(analysis: Analysis) -> float | None:
+    """The haze probability of a photo where nothing was found but it reads faintly hazy
+    (``HAZE_HINT``); None otherwise."""
+    return _hint(analysis, "haze", HAZE_HINT)
 
 
 def deconvolution_request(
@@ -281,8 +317,9 @@ def deconvolution_request(
 
     Blind with nothing found: deconvolve if the photo reads clearly blurred after all (the
     analyzer misses faint blur: sigma-0.8 Gaussians, radius-1 disks) and not enlarged
-    (``enlarged_hint``: an enlarged photo's softness is no blur to divide out), else let
-    the restorer's blind mode run (it does better on a missed faint noise or haze)."""
+    (``enlarged_hint``: an enlarged photo's softness is no blur to divide out); an estimate
+    that reads sharp gives no kernel (``Deconvolution.kernel``): automatic restoration then
+    keeps the photo, words ("remove all degradation") run the restorer's blind mode."""
     found = {finding.op: finding for finding in analysis.found}
     if request.text:
         return None
@@ -443,7 +480,17 @@ class Restorer:
         ensemble: bool = False,
         align_grid: bool = True,
     ) -> Restoration:
-        """``deconvolve``: where blur (camera shake, defocus, Gaussian) is all the request
+        """Automatic (no ``prompt``), where the analyzer finds nothing: a photo that reads
+        faintly hazy (``HAZE_HINT``) is dehazed, one whose blur estimate reads blurred
+        (``UNSEEN_BLUR_SPREAD``) deblurred, and one that reads enlarged (``ENLARGED_HINT``)
+        or sharp comes back as it is (``Restoration.kept``).
+        The restorer's blind mode, which ran there before, was worse than the photo itself
+        on what the analyzer misses (sigma-1 noise, quality-92 JPEG, faint rain or colour
+        cast), took clean photos to 43.7 dB from themselves, and gained 0.5 dB on faint
+        haze (20 BSD400 photos, ``benchmarks/nothing_found.py``), where "dehaze" gains
+        more; words ("remove all degradation") still run it.
+
+        ``deconvolve``: where blur (camera shake, defocus, Gaussian) is all the request
         removes (or it is blind and the analyzer finds only that), its kernel is estimated
         from the photo and divided out instead of running the restorer
         (``vlir.deconvolution``; False: the restorer tries). ``gather``: passes over the
@@ -507,11 +554,17 @@ class Restorer:
             prompt = request.format()
         # nothing found but the photo reads enlarged: the restorer would soften it more
         # than it restores it (ENLARGED_HINT), so it is returned as it is
-        enlarged = None
+        enlarged, hazy = None, None
         if automatic and self.model is not None and not refine:
             enlarged = enlarged_hint(analysis)
+            hazy = haze_hint(analysis) if enlarged is None else None
+            if hazy is not None:  # faint haze, under its threshold (HAZE_HINT)
+                prompt = RestorationPrompt.removing(("haze",)).format()
+        # nothing found, no hint, automatic: kept unless its blur estimate reads blurred
+        nothing = automatic and self.model is not None and not refine and not analysis.found
+        unseen = nothing and hazy is None
         plan = None
-        if deconvolve and self.model is not None and enlarged is None:
+        if (deconvolve or unseen) and self.model is not None and enlarged is None:
             request = RestorationPrompt.parse(prompt)
             plan = deconvolution_request(request, analysis, automatic=automatic)
         encoded = self.text([prompt])
@@ -546,17 +599,18 @@ class Restorer:
             return self.model(patch.contiguous(memory_format=CHANNELS_LAST), condition)
 
         gathered, views = 0, 8 if ensemble else 1
-        kernel, sigma, deblurred = None, None, None
+        kernel, sigma, deblurred, kept = None, None, None, False
         if plan is not None:
             photo = pixels[0].permute(1, 2, 0).numpy()
             found_kernel = plan.kernel(photo)
-            if found_kernel is not None:
+            kept = found_kernel is None and unseen
+            if found_kernel is not None and deconvolve:
                 kernel, sigma = found_kernel
                 sharp = kernel_spread(kernel) == 0.0
                 # a point (the photo reads sharp): nothing to undo, not even the damping's 0.5%
                 deblurred = photo if sharp else wiener_deconvolve(photo, kernel, plan.balance)
-        if self.model is None or enlarged is not None:
-            restored = pixels  # a diffusion restorer starts from the input; enlarged: kept
+        if self.model is None or enlarged is not None or kept:
+            restored = pixels  # a diffusion restorer starts from the input; else: kept
         elif deblurred is not None:
             restored = torch.from_numpy(deblurred).permute(2, 0, 1)[None]
         else:
@@ -590,25 +644,29 @@ class Restorer:
         result = output[0, :, top:, left:].clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32)
         if grey:  # a grey photo comes back grey, as a grey file is written (no tint made up)
             result = np.repeat(luma(result), 3, axis=2)
+        # deconvolved, or returned as it is: no tiles, views or reference were used
+        untouched_by_model = kernel is not None or enlarged is not None or kept
         return Restoration(
             result,
             analysis,
             prompt,
             automatic,
             time.perf_counter() - start,
-            use_tiles and kernel is None and enlarged is None,  # a deconvolution: whole
+            use_tiles and not untouched_by_model,
             steps if refine else 0,
             seed if refine else None,
             diffusion,
-            (reference is not None) if self.reads_reference and kernel is None else None,
+            (reference is not None) if self.reads_reference and not untouched_by_model else None,
             gathered,
             kernel,
             plan.left if plan is not None and kernel is not None else (),
-            views if self.model is not None and kernel is None and enlarged is None else 1,
+            views if self.model is not None and not untouched_by_model else 1,
             enlarged,
             sigma,
             plan is not None and plan.stated_sigma is not None,
             grid,
+            kept,
+            hazy,
         )
 
     def _refine(
