@@ -46,7 +46,7 @@ FAINT = (
     "rain density=0.002 length=10 angle=10 opacity=0.3",
     "color_cast temperature=0.1 tint=0.05",
 )
-"""Faint ops, each under what the analyzer finds on most photos."""
+"""Ops at the faint end of their ranges, where the analyzer misses some or most."""
 
 CAP = 60.0
 """PSNRs over this count as this (a clean photo kept as it is is infinitely close)."""
