@@ -552,17 +552,17 @@ class Restorer:
             elif analysis.note:  # guesses would restore what is not there
                 raise VlirError(analysis.note, hint="say what to remove with --prompt")
             prompt = request.format()
-        # nothing found but the photo reads enlarged: the restorer would soften it more
-        # than it restores it (ENLARGED_HINT), so it is returned as it is
-        enlarged, hazy = None, None
-        if automatic and self.model is not None and not refine:
+        # Nothing found (automatic): a photo that reads enlarged is returned as it is (the
+        # restorer would soften it more than it restores it, ENLARGED_HINT); one that reads
+        # faintly hazy is dehazed (HAZE_HINT); any other is kept unless its blur estimate
+        # reads blurred (``unseen``: decided with the deconvolution plan below).
+        enlarged, hazy, unseen = None, None, False
+        if automatic and self.model is not None and not refine and not analysis.found:
             enlarged = enlarged_hint(analysis)
             hazy = haze_hint(analysis) if enlarged is None else None
-            if hazy is not None:  # faint haze, under its threshold (HAZE_HINT)
+            if hazy is not None:
                 prompt = RestorationPrompt.removing(("haze",)).format()
-        # nothing found, no hint, automatic: kept unless its blur estimate reads blurred
-        nothing = automatic and self.model is not None and not refine and not analysis.found
-        unseen = nothing and hazy is None
+            unseen = enlarged is None and hazy is None
         plan = None
         if (deconvolve or unseen) and self.model is not None and enlarged is None:
             request = RestorationPrompt.parse(prompt)
