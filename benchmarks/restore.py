@@ -201,7 +201,8 @@ def speed_and_memory(restorer: Restorer, model: str) -> list[str]:
         f"- speed: {image.shape[0] * image.shape[1] / 1e6 / seconds:.3f} MP/s "
         f"({seconds:.2f} s for 481x321 with sigma-25 noise, analysis included, "
         f"{torch.get_num_threads()} threads)",
-        f"- tiled (256 px tiles) vs untiled on a 512x512 photo: {agreement:.1f} dB between them",
+        f"- tiled (tiles of at most 256 px) vs untiled on a 512x512 photo: {agreement:.1f} dB "
+        "between them",
         f"  (each tile with its own statistics, gather=0: {own:.1f} dB; "
         f"with statistics_window={WINDOW}: {windowed:.1f} dB)",
         "- peak memory restoring a 4000x3000 photo: "

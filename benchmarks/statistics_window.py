@@ -1,9 +1,10 @@
 """The restorer's weights with windowed statistics (``statistics_window``, TLC) vs whole-map.
 
 1. Choosing the window: the 16 held-out BSD400 photos (never an eval set), a random
-   1-3 op record each (seed 0), restored whole and in 160-px tiles.
+   1-3 op record each (seed 0), restored whole and in tiles of at most 160 px.
 2. What it costs or gains on eval tasks: the first ``--limit`` images of each task.
-3. Tiled (256 px) vs untiled agreement on the 512x512 astronaut with sigma-25 noise.
+3. Tiled (tiles of at most 256 px) vs untiled agreement on the 512x512 astronaut with
+   sigma-25 noise.
 
 Each window is tried with each ``--norms`` (``map``: the model's normalisation over
 channels and positions; ``pixel``: NAFNet's per pixel, on the same weights). Tiles use

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from vlir.errors import VlirError
 from vlir.perception import PerceptionConfig, PerceptionModel
 from vlir.restoration import RestorerConfig, RestorerModel
 from vlir.restoration.blocks import CrossAttentionBlock, ModulationFusion, ReferenceBlock
-from vlir.tiling import restore_tiled
+from vlir.tiling import axis_windows, restore_tiled, window_starts
 
 TINY = RestorerConfig(
     width=8, encoder_blocks=(1, 1), bottleneck_blocks=1, decoder_blocks=(1, 1), prompt_queries=2
@@ -239,6 +240,13 @@ def test_self_ensemble_averages_the_views_back_in_the_photos_frame(
     assert ramp.calls == 9 and averaged.views == 8
     assert np.allclose(averaged.image, photo + 0.05, atol=1e-5)
     assert "averaged over 8 flips and quarter turns" in averaged.report()
+    # a JPEG: only the upright views (a quarter turn transposes its blocks' quantisation),
+    # each on a photo padded to the 8-px grid, so a side off it (here 4 px) is no matter
+    wide = np.random.default_rng(1).uniform(0.2, 0.6, (side, side + 4, 3)).astype(np.float32)
+    upright = restorer(wide, prompt="remove jpeg artifacts", ensemble=True, align_grid=False)
+    assert ramp.calls == 9 + 4 and upright.views == 4 and upright.image.shape == wide.shape
+    assert np.allclose(upright.image, wide + 0.05, atol=1e-5)
+    assert "averaged over 4 upright flips (a JPEG)" in upright.report()
 
 
 def test_channels_last_restores_as_the_plain_layout(
@@ -847,6 +855,19 @@ def test_tiles_partition_the_image_by_what_they_own() -> None:
             assert 0 <= top < bottom <= tile and 0 <= left < right <= tile
             owners[part.y + top : part.y + bottom, part.x + left : part.x + right] += 1
         assert bool((owners == 1).all()), (height, width, tile)
+
+
+def test_tiles_are_as_few_as_full_tiles_and_no_longer_than_covering_takes() -> None:
+
+    for length, tile, overlap in ((1024, 384, 32), (1536, 384, 32), (385, 384, 32), (97, 48, 12)):
+        starts, size = axis_windows(length, tile, overlap)
+        full = window_starts(length, tile, tile - overlap)  # every tile ``tile`` long
+        assert len(starts) == len(full) and size <= tile
+        assert starts[0] == 0 and starts[-1] + size == length
+        assert all(after - here <= size - overlap for here, after in itertools.pairwise(starts))
+        assert all(start % 8 == 0 for start in starts[:-1])  # on the JPEG grid but the last
+    assert axis_windows(1536, 384, 32) == ([0, 304, 608, 912, 1200], 336)  # 5 x 384 before
+    assert axis_windows(300, 384, 32) == ([0], 300)
 
 
 def test_photo_statistics_make_tiles_restore_as_the_whole_photo() -> None:

@@ -246,7 +246,12 @@ def restore(
         float, typer.Option("--strength", help="0 keeps the input, 1 full restoration.")
     ] = 1.0,
     tile: Annotated[
-        int | None, typer.Option("--tile", help="Tile size in pixels (default: automatic).")
+        int | None,
+        typer.Option(
+            "--tile",
+            help="Largest tile side in pixels; tiles are cut only as long as covering the "
+            "photo takes (default: automatic, 384 above 512x512).",
+        ),
     ] = None,
     gather: Annotated[
         int,
@@ -278,7 +283,7 @@ def restore(
         typer.Option(
             "--ensemble",
             help="Restore the 8 flips and quarter turns and average them (a little better, "
-            "8 times slower).",
+            "8 times slower; where JPEG is removed, the 4 upright flips).",
         ),
     ] = False,
     model: Annotated[

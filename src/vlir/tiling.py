@@ -47,6 +47,21 @@ def window_starts(length: int, window: int, step: int) -> list[int]:
     return sorted({*range(0, length - window, step), length - window})
 
 
+def axis_windows(length: int, tile: int, overlap: int, align: int = 8) -> tuple[list[int], int]:
+    """Where the tiles along an axis of ``length`` start, and their common length: as few
+    as tiles of ``tile`` pixels would need, each only as long as covering the axis takes.
+    With every tile ``tile`` long, the last (flush with the far edge) could overlap the one
+    before by almost a whole tile: a 1024x1536 photo in 384-px tiles restored 2.2
+    megapixels a pass where 1.8 cover it. Tiles start every multiple of ``align`` (the
+    JPEG grid, which the pipeline puts at the photo's corner) but the last."""
+    if length <= tile:
+        return [0], length
+    count = -(-(length - overlap) // (tile - overlap))
+    even = -(-(length + (count - 1) * overlap) // count)  # equal tiles that just cover it
+    size = min(tile, overlap + -(-(even - overlap) // align) * align)
+    return window_starts(length, size, size - overlap), size
+
+
 def _owned(starts: list[int], tile: int, length: int) -> list[tuple[int, int]]:
     """Each tile's share of [0, length) along one axis, cut at the middle of every overlap
     (tiles then partition the image), in the tile's own coordinates."""
@@ -59,6 +74,8 @@ def _owned(starts: list[int], tile: int, length: int) -> list[tuple[int, int]]:
 class Tile:
     y: int
     x: int
+    height: int
+    width: int
     owned: tuple[int, int, int, int]
     """(top, bottom, left, right) of the pixels no other tile owns, in the tile's frame."""
     first_row: bool
@@ -68,14 +85,17 @@ class Tile:
 
 
 def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
-    """The overlapping tiles ``restore_tiled`` cuts an image into, row by row."""
-    step = tile - overlap
-    ys, xs = window_starts(height, tile, step), window_starts(width, tile, step)
-    rows, columns = _owned(ys, tile, height), _owned(xs, tile, width)
+    """The overlapping tiles ``restore_tiled`` cuts an image into, row by row: at most
+    ``tile`` pixels a side, all of a row (column) the same height (width)."""
+    ys, tile_height = axis_windows(height, tile, overlap)
+    xs, tile_width = axis_windows(width, tile, overlap)
+    rows, columns = _owned(ys, tile_height, height), _owned(xs, tile_width, width)
+    last_row, last_column = len(ys) - 1, len(xs) - 1
     return [
-        Tile(y, x, (*rows[i], *columns[j]), i == 0, i == len(ys) - 1, j == 0, j == len(xs) - 1)
+        Tile(y, x, tile_height, tile_width, (*rows[i], *columns[j]), *edges)
         for i, y in enumerate(ys)
         for j, x in enumerate(xs)
+        for edges in [(i == 0, i == last_row, j == 0, j == last_column)]
     ]
 
 
@@ -107,7 +127,7 @@ def restore_tiled(
     total = torch.zeros(1, 1, height, width, dtype=torch.float32)
     for part in tile_grid(height, width, tile, overlap):
         y, x = part.y, part.x
-        patch = image[..., y : y + tile, x : x + tile]
+        patch = image[..., y : y + part.height, x : x + part.width]
         padded, (h, w) = pad_to_multiple(patch, multiple)
         restored = restore(padded, (y, x))[..., :h, :w].float().cpu()
         if output is None:

@@ -313,7 +313,7 @@ MODEL_METHODS: dict[str, Callable[[str], Method]] = {
 
 def get_method(name: str) -> Method:
     """A baseline by name, or a vlir checkpoint (shipped name or folder) that restores;
-    a restorer's name ending "+x8" averages its 8 flips and quarter turns."""
+    a restorer's name ending "+x8" is its self-ensemble (``ENSEMBLE_SUFFIX``)."""
     if name in BASELINES:
         return BASELINES[name]()
     from vlir.evaluation.models import ENSEMBLE_SUFFIX

@@ -12,7 +12,8 @@ from vlir.evaluation.baselines import Method, Sample
 
 ENSEMBLE_SUFFIX = "+x8"
 """A restorer method named with this suffix ("restorer+x8") averages its 8 flips and
-quarter turns (``Restorer(..., ensemble=True)``)."""
+quarter turns, the 4 upright flips where JPEG is removed (``Restorer(...,
+ensemble=True)``)."""
 
 
 class RestorerMethod(Method):

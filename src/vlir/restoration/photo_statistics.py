@@ -112,7 +112,7 @@ def gather_photo_statistics(
     height, width = image.shape[-2:]
     for _ in range(passes):
         for part in tile_grid(height, width, tile, effective_overlap(tile, overlap)):
-            patch = image[..., part.y : part.y + tile, part.x : part.x + tile]
+            patch = image[..., part.y : part.y + part.height, part.x : part.x + part.width]
             padded, _ = pad_to_multiple(patch, multiple)
             with statistics.gathering(part.owned, padded.shape[-2:]):
                 restore(padded, (part.y, part.x))
