@@ -212,9 +212,11 @@ class ColumnRamp(torch.nn.Module):
         super().__init__()
         self.config = config
         self.calls = 0
+        self.sizes: list[tuple[int, int]] = []
 
     def forward(self, patch: torch.Tensor, condition: Conditioning) -> torch.Tensor:
         self.calls += 1
+        self.sizes.append(tuple(patch.shape[-2:]))
         columns = torch.arange(patch.shape[-1], dtype=patch.dtype) / (patch.shape[-1] - 1)
         return patch + 0.1 * columns
 
@@ -245,6 +247,7 @@ def test_self_ensemble_averages_the_views_back_in_the_photos_frame(
     wide = np.random.default_rng(1).uniform(0.2, 0.6, (side, side + 4, 3)).astype(np.float32)
     upright = restorer(wide, prompt="remove jpeg artifacts", ensemble=True, align_grid=False)
     assert ramp.calls == 9 + 4 and upright.views == 4 and upright.image.shape == wide.shape
+    assert ramp.sizes[-4:] == [(side, side + 8)] * 4  # each view padded to the grid
     assert np.allclose(upright.image, wide + 0.05, atol=1e-5)
     assert "averaged over 4 upright flips (a JPEG)" in upright.report()
 
@@ -858,7 +861,6 @@ def test_tiles_partition_the_image_by_what_they_own() -> None:
 
 
 def test_tiles_are_as_few_as_full_tiles_and_no_longer_than_covering_takes() -> None:
-
     for length, tile, overlap in ((1024, 384, 32), (1536, 384, 32), (385, 384, 32), (97, 48, 12)):
         starts, size = axis_windows(length, tile, overlap)
         full = window_starts(length, tile, tile - overlap)  # every tile ``tile`` long

@@ -90,13 +90,13 @@ def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
     ys, tile_height = axis_windows(height, tile, overlap)
     xs, tile_width = axis_windows(width, tile, overlap)
     rows, columns = _owned(ys, tile_height, height), _owned(xs, tile_width, width)
-    last_row, last_column = len(ys) - 1, len(xs) - 1
-    return [
-        Tile(y, x, tile_height, tile_width, (*rows[i], *columns[j]), *edges)
-        for i, y in enumerate(ys)
-        for j, x in enumerate(xs)
-        for edges in [(i == 0, i == last_row, j == 0, j == last_column)]
-    ]
+    tiles = []
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            owned = (*rows[i], *columns[j])
+            edges = (i == 0, i == len(ys) - 1, j == 0, j == len(xs) - 1)
+            tiles.append(Tile(y, x, tile_height, tile_width, owned, *edges))
+    return tiles
 
 
 def effective_overlap(tile: int, overlap: int) -> int:
