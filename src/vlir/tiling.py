@@ -52,8 +52,9 @@ def axis_windows(length: int, tile: int, overlap: int, align: int = 8) -> tuple[
     as tiles of ``tile`` pixels would need, each only as long as covering the axis takes.
     With every tile ``tile`` long, the last (flush with the far edge) could overlap the one
     before by almost a whole tile: a 1024x1536 photo in 384-px tiles restored 2.2
-    megapixels a pass where 1.8 cover it. Tiles start every multiple of ``align`` (the
-    JPEG grid, which the pipeline puts at the photo's corner) but the last."""
+    megapixels a pass where 1.8 cover it. Where ``tile - overlap`` is a multiple of
+    ``align`` (the JPEG grid, which the pipeline puts at the photo's corner; 384 - 32), every
+    tile but the last starts on it."""
     if length <= tile:
         return [0], length
     count = -(-(length - overlap) // (tile - overlap))
