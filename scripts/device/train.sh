@@ -7,6 +7,8 @@
 #   LR       peak learning rate (default: the recipe's)
 #   STEPS    steps of this slice (default: measured by a short probe)
 #   EXTRA    more trainer arguments, e.g. "--set workers=2" for a CPU dry run
+#   GUARD    minutes past MINUTES after which the slice stops regardless (default 0.75)
+#   PROBE    steps of the speed probe (default 150)
 # Without STEPS a short probe measures steps/s, so the cosine schedule ends in the slice.
 set -euo pipefail
 export PYTHONWARNINGS=ignore PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 VLIR_MINILM=/tmp/minilm
@@ -31,7 +33,7 @@ common+=(${EXTRA:-})
 if [ -n "${STEPS:-}" ]; then
     steps=$STEPS
 else
-python3 -m "vlir.training.$TRAINER" "${common[@]}" --out /tmp/probe --steps 150 \
+python3 -m "vlir.training.$TRAINER" "${common[@]}" --out /tmp/probe --steps "${PROBE:-150}" \
     --set log_every=50 --set validate_every=100000 "${probe_extra[@]}" 2>&1 | tee "$OUT/probe.log"
 steps=$(python3 - "$MINUTES" <<'PY'
 import json, sys
@@ -45,7 +47,7 @@ echo "probe: ${steps} steps fit in ${MINUTES} min"
 fi
 run=runs/$TRAINER-gpu
 python3 -m "vlir.training.$TRAINER" "${common[@]}" --out "$run" --steps "$steps" \
-    --set "max_minutes=$(python3 -c "print($MINUTES + 0.75)")" 2>&1 | tee "$OUT/train.log"
+    --set "max_minutes=$(python3 -c "print($MINUTES + ${GUARD:-0.75})")" 2>&1 | tee "$OUT/train.log"
 python3 - "$OUT" "$run" "$package" "$model" <<'PY'
 import importlib, shutil, sys, torch
 out, run, package, model = sys.argv[1:]
