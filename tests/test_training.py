@@ -1,13 +1,22 @@
-"""What every trainer shares: the weight average (``vlir.training.ema``)."""
+"""What every trainer shares: the weight average (``vlir.training.ema``) and the recipes
+under ``configs/``."""
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from vlir.errors import VlirError
+from vlir.modeling import WEIGHTS_DIR
+from vlir.training.common import load_recipe
 from vlir.training.ema import WeightAverage, resume_average
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _model() -> nn.Module:
@@ -48,3 +57,26 @@ def test_average_resumes_and_refuses_a_bad_decay() -> None:
     assert torch.equal(fresh.model[0].bias, model[0].bias)
     with pytest.raises(VlirError, match="decay"):
         WeightAverage(model, 1.0)
+
+
+def stage_recipes() -> list[Path]:
+    """The one-trainer recipes (``restorer-gpu.yaml`` is the restorer's); system recipes
+    (with ``stages``) and the ablation grid are tested with their runners."""
+    return [
+        path
+        for path in sorted(CONFIGS.glob("*.yaml"))
+        if path.stem != "ablation" and "stages" not in (yaml.safe_load(path.read_text()) or {})
+    ]
+
+
+@pytest.mark.parametrize("path", stage_recipes(), ids=lambda path: path.stem)
+def test_stage_recipes_load_and_name_shipped_weights(path: Path) -> None:
+    # A lent GPU's minutes are few: a recipe with a misspelt key or a weight folder that was
+    # renamed must fail here, not on the machine.
+    trainer = path.stem.split("-")[0]
+    module = importlib.import_module(f"vlir.training.{trainer}")
+    recipe = load_recipe(getattr(module, f"{trainer.capitalize()}Recipe"), path, {})
+    for key in ("init", "perception"):
+        name = getattr(recipe, key, None)
+        if name and "/" not in str(name):
+            assert (WEIGHTS_DIR / name / "config.json").exists(), f"{key}: {name}"

@@ -3,6 +3,7 @@
 #   bash scripts/device/train.sh restorer|perception
 # Carry `carry` (made by scripts/device/pack.py pack). Environment:
 #   MINUTES  training minutes for this slice (default 7)
+#   RECIPE   the recipe (default configs/TRAINER-gpu.yaml)
 #   INIT     weights to continue from (e.g. carry/restorer-init), else from scratch
 #   LR       peak learning rate (default: the recipe's)
 #   STEPS    steps of this slice (default: measured by a short probe)
@@ -24,7 +25,7 @@ case "$TRAINER" in
 esac
 python3 scripts/device/pack.py unpack /tmp/minilm
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-common=(--recipe "configs/$TRAINER-gpu.yaml" --set data=carry/data/train/BSD400
+common=(--recipe "${RECIPE:-configs/$TRAINER-gpu.yaml}" --set data=carry/data/train/BSD400
         --set captions=carry/data/captions/train.tsv)
 [ -n "${INIT:-}" ] && common+=(--set "init=$INIT")
 [ -n "${LR:-}" ] && common+=(--set "lr=$LR")
