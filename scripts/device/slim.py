@@ -65,7 +65,8 @@ def slim(keep: list[str]) -> None:
     folders = sorted(p.name for p in (ROOT / WEIGHTS).iterdir() if p.is_dir())
     unknown = sorted(set(keep) - set(folders))
     if unknown:
-        raise SystemExit(f"no weight folder named {', '.join(unknown)} (have: {', '.join(folders)})")
+        have = ", ".join(folders)
+        raise SystemExit(f"no weight folder named {', '.join(unknown)} (have: {have})")
     paths = [str(WEIGHTS / name) for name in folders if name not in keep]
     paths += [name for name in ALSO_LEFT_OUT if (ROOT / name).exists()]
     git("rm", "-r", "-q", "--cached", "--", *paths)
@@ -73,6 +74,7 @@ def slim(keep: list[str]) -> None:
     lines = excluded_lines() + [MARK] + [f"/{path}/" for path in paths]
     EXCLUDE.write_text("\n".join(lines) + "\n")
     print(f"left out: {', '.join(paths)}")
+    print("their removal is staged: commit nothing until `slim.py off`")
 
 
 def unslim() -> None:
