@@ -412,6 +412,65 @@ def analyze(
         raise typer.Exit(1)
 
 
+@app.command()
+def serve(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="restorer (default), lmdir, vlmir, spire (configs/), or a checkpoint folder.",
+        ),
+    ] = "restorer",
+    refiner: Annotated[
+        str, typer.Option("--refiner", help="Refiner: shipped name or checkpoint folder.")
+    ] = "refiner",
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host", help="Address to listen on (0.0.0.0: reachable from other machines)."
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="Port (default: 7860, or the next free one)."),
+    ] = None,
+    browser: Annotated[
+        bool, typer.Option("--browser", help="Open the page in a browser once it is up.")
+    ] = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Restore photos in a web page on this machine (analyse, edit the prompt, restore,
+    download); needs the serve extra: pip install 'vlir[serve]'."""
+    import tempfile
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no phoning home
+    try:
+        import gradio  # noqa: F401 (seconds to import: only checked here, used by build_app)
+    except ImportError:
+        raise VlirError("vlir serve needs Gradio", hint="pip install 'vlir[serve]'") from None
+    if port is not None and not 1 <= port <= 65535:
+        raise VlirError(f"--port must be between 1 and 65535, got {port}")
+    from vlir.pipeline import Restorer
+    from vlir.serve import Service, build_app
+
+    restorer = Restorer.from_pretrained(model, refiner=refiner)
+    with tempfile.TemporaryDirectory(prefix="vlir-serve-") as workdir:
+        page = build_app(Service(restorer, workdir, max_pixels=max_pixels))
+        try:
+            page.queue().launch(
+                server_name=host,
+                server_port=port,
+                inbrowser=browser,
+                share=False,
+                allowed_paths=[workdir],
+            )
+        except OSError as exc:  # the port is taken, or the address is not this machine's
+            where = f"{host}:{port or 7860}"
+            if "empty port" in str(exc):
+                raise VlirError(f"{where} is taken", hint="give another --port") from None
+            raise VlirError(f"cannot serve on {where} ({exc})") from None
+
+
 train_app = typer.Typer(
     help="Train a seed system (--recipe vlmir|lmdir|spire) or one stage (vlir train STAGE)."
 )

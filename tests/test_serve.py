@@ -1,0 +1,167 @@
+"""`vlir serve`: the service behind the page, and the page itself over HTTP."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from tests.test_restoration import tiny_checkpoints  # noqa: F401 (a fixture)
+from vlir.errors import VlirError
+from vlir.io import Image, load_image, save_image
+from vlir.pipeline import Restorer
+from vlir.serve import Service, findings_markdown, preview
+
+
+@pytest.fixture
+def service(tiny_checkpoints: Path, tmp_path: Path) -> Service:  # noqa: F811
+    return Service(Restorer.from_pretrained(tiny_checkpoints), tmp_path / "served")
+
+
+def noisy(photo: np.ndarray, seed: int = 0) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0, 30 / 255, photo.shape)
+    return np.clip(photo + noise, 0, 1).astype(np.float32)
+
+
+def test_a_restored_upload_is_the_file_the_cli_writes(
+    service: Service, tmp_path: Path, photo: np.ndarray
+) -> None:
+    upload = tmp_path / "portrait.png"
+    alpha = np.linspace(0, 1, photo.shape[1], dtype=np.float32)[None].repeat(photo.shape[0], 0)
+    save_image(upload, Image(rgb=noisy(photo), alpha=alpha, bit_depth=16))
+    served = service.restore(str(upload), prompt=" denoise ", semantic="", strength=0.8)
+    assert served.path.name == "portrait_restored.png" and served.path.exists()
+    written = load_image(served.path)
+    assert written.bit_depth == 16 and np.allclose(written.alpha, alpha, atol=1 / 65535)
+    expected = service.restorer(load_image(upload).rgb, prompt="denoise", strength=0.8)
+    assert np.abs(written.rgb - expected.image).max() <= 1 / 65535
+    assert "did (user-guided): denoise" in served.report
+    assert served.before.dtype == np.uint8 and served.after.shape == photo.shape
+    assert not np.array_equal(served.before, served.after)
+
+
+def test_bad_uploads_are_one_line_named_by_the_upload(service: Service, tmp_path: Path) -> None:
+    broken = tmp_path / "holiday.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(VlirError) as caught:
+        service.restore(str(broken))
+    message = caught.value.one_line()
+    assert message.startswith("holiday.jpg: ") and str(tmp_path) not in message
+    with pytest.raises(VlirError, match="no photo given"):
+        service.analyze(None)
+    with pytest.raises(VlirError, match="strength"):
+        service.restore(str(_png(tmp_path)), strength=3.0)
+    assert not service.workdir.exists() or not any(service.workdir.iterdir())
+
+
+def _png(tmp_path: Path) -> Path:
+    path = tmp_path / "small.png"
+    PILImage.fromarray(np.full((48, 64, 3), 128, np.uint8)).save(path)
+    return path
+
+
+def test_only_the_latest_results_are_kept(tiny_checkpoints: Path, tmp_path: Path) -> None:  # noqa: F811
+    service = Service(Restorer.from_pretrained(tiny_checkpoints), tmp_path / "served", kept=2)
+    paths = [service.restore(str(_png(tmp_path)), prompt="denoise").path for _ in range(3)]
+    assert [path.exists() for path in paths] == [False, True, True]
+    assert len(list(service.workdir.iterdir())) == 2
+
+
+def test_analysis_suggests_the_prompt_it_implies(
+    service: Service, tmp_path: Path, photo: np.ndarray
+) -> None:
+    upload = tmp_path / "noisy.png"
+    save_image(upload, noisy(photo))
+    table, suggested = service.analyze(str(upload))
+    assert "**noise**" in table and "denoise with sigma" in suggested
+    assert f"`{suggested}`" in table
+    unedited = service.restore(str(upload), prompt=f" {suggested}", suggested=suggested)
+    assert f"did (automatic): {suggested}" in unedited.report
+    edited = service.restore(str(upload), prompt="denoise", suggested=suggested)
+    assert "did (user-guided): denoise;" in edited.report
+
+
+def test_findings_table_says_when_nothing_is_found(photo: np.ndarray) -> None:
+    from vlir.perception import PerceptionModel, analyze
+
+    analysis = analyze(PerceptionModel.from_pretrained("perception"), _tensor(photo))
+    analysis.findings = [f for f in analysis.findings if not f.present]
+    assert "(nothing found)" in findings_markdown(analysis)
+
+
+def _tensor(rgb: np.ndarray):
+    import torch
+
+    return torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None]
+
+
+def test_preview_fits_the_long_side_and_is_8_bit() -> None:
+    rgb = np.random.default_rng(0).random((48, 96, 3)).astype(np.float32)
+    small = preview(rgb, side=32)
+    assert small.shape == (16, 32, 3) and small.dtype == np.uint8
+    assert preview(rgb, side=200).shape == (48, 96, 3)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # (pandas 3 deprecations)
+def test_the_page_restores_over_http(service: Service, tmp_path: Path, photo: np.ndarray) -> None:
+    pytest.importorskip("gradio")
+    from gradio_client import Client, handle_file
+
+    from vlir.serve import build_app
+
+    upload = tmp_path / "street.png"
+    save_image(upload, noisy(photo))
+    page = build_app(service).queue()
+    page.launch(
+        server_name="127.0.0.1",
+        server_port=_free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        allowed_paths=[str(service.workdir)],
+    )
+    try:
+        client = Client(page.local_url, verbose=False, download_files=str(tmp_path / "got"))
+        table, suggested = client.predict(handle_file(str(upload)), api_name="/analyze")
+        assert "**noise**" in table and "denoise" in suggested
+        compare, restored, report = client.predict(
+            handle_file(str(upload)), "denoise", "", None, 1.0, False, False, 0, api_name="/restore"
+        )
+        assert Path(restored).name == "street_restored.png"
+        assert "did (user-guided): denoise" in report
+        before, after = (np.asarray(PILImage.open(path)) for path in compare)
+        assert before.shape == after.shape == photo.shape
+        assert np.array_equal(np.asarray(PILImage.open(restored)), after)  # small: no resize
+        broken = tmp_path / "broken.png"
+        broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+        with pytest.raises(Exception, match=r"^broken\.png: corrupt image header") as caught:
+            client.predict(
+                handle_file(str(broken)), "", "", None, 1.0, False, False, 0, api_name="/restore"
+            )
+        assert "\n" not in str(caught.value) and "/tmp" not in str(caught.value)
+    finally:
+        page.close()
+
+
+def test_serve_without_gradio_is_one_line() -> None:
+    script = (
+        "import sys; sys.modules['gradio'] = None; "
+        "from vlir.cli import main; sys.exit(main(['serve']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip() == "vlir: error: vlir serve needs Gradio (pip install 'vlir[serve]')"
+    )
