@@ -252,6 +252,34 @@ def test_self_ensemble_averages_the_views_back_in_the_photos_frame(
     assert "averaged over 4 upright flips (a JPEG)" in upright.report()
 
 
+def test_progress_counts_every_network_pass_and_knows_the_total_first(
+    tiny_checkpoints: Path, tmp_path: Path, photo: np.ndarray
+) -> None:
+    from tests.test_diffusion import tiny_refiner
+    from vlir.pipeline import Restorer, tile_overlap
+    from vlir.tiling import tile_count
+
+    refiner = tiny_refiner(tmp_path / "refiner")
+    restorer = Restorer.from_pretrained(tiny_checkpoints, refiner=str(refiner))
+    calls: list[tuple[int, int]] = []
+    result = restorer(
+        photo,
+        prompt="denoise",
+        tile=64,
+        ensemble=True,
+        refine=True,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    covering = tile_count(*photo.shape[:2], tile=64, overlap=tile_overlap(restorer.model.config))
+    assert result.gathered == 1 and covering == 6  # 2 rows of 3
+    # 8 views, each gathered once and restored once, then refined over the same tiles
+    total = 8 * 2 * covering + tile_count(*photo.shape[:2], tile=64)
+    assert calls == [(done, total) for done in range(1, total + 1)]
+    calls.clear()
+    restorer(photo, prompt="denoise", progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 1)]
+
+
 def test_channels_last_restores_as_the_plain_layout(
     tiny_checkpoints: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -34,7 +34,15 @@ def test_a_restored_upload_is_the_file_the_cli_writes(
     upload = tmp_path / "portrait.png"
     alpha = np.linspace(0, 1, photo.shape[1], dtype=np.float32)[None].repeat(photo.shape[0], 0)
     save_image(upload, Image(rgb=noisy(photo), alpha=alpha, bit_depth=16))
-    served = service.restore(str(upload), prompt=" denoise ", semantic="", strength=0.8)
+    passes: list[tuple[int, int]] = []
+    served = service.restore(
+        str(upload),
+        prompt=" denoise ",
+        semantic="",
+        strength=0.8,
+        progress=lambda done, total: passes.append((done, total)),
+    )
+    assert passes == [(1, 1)]  # a small photo: one pass, untiled
     assert served.path.name == "portrait_restored.png" and served.path.exists()
     written = load_image(served.path)
     assert written.bit_depth == 16 and np.allclose(written.alpha, alpha, atol=1 / 65535)

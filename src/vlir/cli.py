@@ -11,6 +11,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -77,6 +78,20 @@ def _each(items: Sequence[tuple[Path, Path]], verb: str) -> Iterator[tuple[Path,
         for item in items:
             yield item
             progress.advance(task)
+
+
+@contextmanager
+def _pass_bar(show: bool, name: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A bar over one photo's network passes (tiles, views, refinement), for the
+    ``progress`` of ``Restorer.__call__``: a large photo takes minutes on a CPU. Several
+    photos already have a bar over the photos (``_each``), and rich shows one at a time."""
+    if not show:
+        yield None
+        return
+    columns = (TextColumn(name), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(name, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 def _run_batch(
@@ -331,21 +346,23 @@ def restore(
     def work(src: Path, dst: Path, index: int) -> None:
         image = load_image(src, max_pixels=max_pixels)
         check_writable(dst, overwrite=overwrite)
-        result = restorer(
-            image.rgb,
-            prompt=prompt,
-            semantic=semantic,
-            reference=reference_rgb,
-            strength=strength,
-            tile=tile,
-            gather=gather,
-            refine=refine,
-            steps=steps,
-            seed=seed,
-            deconvolve=deconvolve,
-            ensemble=ensemble,
-            align_grid=align_grid,
-        )
+        with _pass_bar(len(pairs) == 1, f"restoring {src.name}") as on_pass:
+            result = restorer(
+                image.rgb,
+                prompt=prompt,
+                semantic=semantic,
+                reference=reference_rgb,
+                strength=strength,
+                tile=tile,
+                gather=gather,
+                refine=refine,
+                steps=steps,
+                seed=seed,
+                deconvolve=deconvolve,
+                ensemble=ensemble,
+                align_grid=align_grid,
+                progress=on_pass,
+            )
         save_image(dst, image.with_rgb(result.image), overwrite=overwrite)
         out.print(f"{dst}: {result.report()}", markup=False, highlight=False)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -49,7 +50,7 @@ from vlir.restoration import RestorerModel, make_conditioning, semantic_tower
 from vlir.restoration.network import RestorerConfig
 from vlir.restoration.photo_statistics import gather_photo_statistics
 from vlir.text import TextEncoder, TextEncoding, load_text_encoder
-from vlir.tiling import pad_to_multiple, restore_tiled
+from vlir.tiling import pad_to_multiple, restore_tiled, tile_count
 
 if TYPE_CHECKING:  # diffusers takes seconds to import: only --refine pays for it
     from vlir.diffusion import Refiner
@@ -83,6 +84,25 @@ standard tables are not symmetric), which the restorer never saw in training. On
 first 12 LIVE1 photos as grey JPEGs of quality 20, all 8 views scored 29.46 dB against
 the restorer's 29.49; these 4 score 27.27 / 29.51 / 31.82 against 27.25 / 29.49 / 31.78
 at quality 10 / 20 / 40 (34 of the 36 photos better, none worse by more than 0.005 dB)."""
+
+
+class PassCounter:
+    """Counts a call's network passes (one per tile, view, gathering pass and refinement)
+    and tells ``progress(done, total)`` after each: a 12-megapixel photo takes minutes on
+    a CPU, and a person waiting wants to see it move."""
+
+    def __init__(self, progress: Callable[[int, int], None] | None) -> None:
+        self.progress = progress
+        self.done = 0
+        self.total = 0
+
+    def plan(self, passes: int) -> None:
+        self.total += passes
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, max(self.total, self.done))
 
 
 @dataclass
@@ -490,6 +510,7 @@ class Restorer:
         deconvolve: bool = True,
         ensemble: bool = False,
         align_grid: bool = True,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Restoration:
         """Automatic (no ``prompt``), where the analyzer finds nothing: a photo that reads
         faintly hazy (``HAZE_HINT``) is dehazed, one whose blur estimate reads blurred
@@ -518,7 +539,9 @@ class Restorer:
         ``align_grid``: where the photo's JPEG grid does not start at its corner (a cropped
         JPEG) and JPEG is among what is removed (``removes_jpeg``), mirror rows and
         columns above and left of it so it does, and cut them off after
-        (``vlir.perception.jpeg_grid``; False: read and restore it as framed)."""
+        (``vlir.perception.jpeg_grid``; False: read and restore it as framed).
+        ``progress(done, total)``: called after each pass of a network over a tile
+        (``PassCounter``); never called where no network runs (deconvolved, or kept)."""
         start = time.perf_counter()
         diffusion = self.model is None
         if diffusion:
@@ -596,6 +619,11 @@ class Restorer:
         conditioning = make_conditioning(perception, encoded, semantic_encoded, None, None)
         use_tiles = tile is not None or height * width > AUTO_TILE_PIXELS
         tile_size = tile or DEFAULT_TILE
+        passes = PassCounter(progress)
+        if refine:
+            passes.plan(
+                tile_count(height, width, tile=tile_size if use_tiles else max(height, width))
+            )
 
         view_reference = reference_tensor  # in the frame of the view being restored
 
@@ -608,7 +636,9 @@ class Restorer:
                 pad = (0, patch.shape[-1] - part.shape[-1], 0, patch.shape[-2] - part.shape[-2])
                 part = F.pad(part, pad, mode="replicate")
                 condition = make_conditioning(perception, encoded, semantic_encoded, None, part)
-            return self.model(patch.contiguous(memory_format=CHANNELS_LAST), condition)
+            restored_patch = self.model(patch.contiguous(memory_format=CHANNELS_LAST), condition)
+            passes.tick()
+            return restored_patch
 
         views = (0,)
         if ensemble:  # (a JPEG's blocks stay on its grid only in upright views)
@@ -643,6 +673,10 @@ class Restorer:
             # (windowed statistics are a tile's own by design: nothing to share)
             if gather > 0 and several and self.model.config.statistics_window is None:
                 gathered = gather
+            covering = tile_count(
+                *source.shape[-2:], tile=layout["tile"], overlap=layout["overlap"]
+            )
+            passes.plan(len(views) * (gathered + 1) * covering)
             restored = torch.zeros_like(source)
             for view in views:
                 view_pixels = dihedral_view(source, view)
@@ -659,7 +693,15 @@ class Restorer:
             restored = restored[..., :height, :width]
         if refine:
             restored = self._refine(
-                pixels, restored, conditioning, semantic_encoded, steps, seed, use_tiles, tile_size
+                pixels,
+                restored,
+                conditioning,
+                semantic_encoded,
+                steps,
+                seed,
+                use_tiles,
+                tile_size,
+                passes,
             )
         output = pixels + float(strength) * (restored - pixels)
         result = output[0, :, top:, left:].clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32)
@@ -700,6 +742,7 @@ class Restorer:
         seed: int,
         use_tiles: bool,
         tile_size: int,
+        passes: PassCounter,
     ) -> torch.Tensor:
         """The refiner over the same tiles; its noise is drawn once for the whole image."""
         refiner = self.load_refiner()
@@ -709,7 +752,7 @@ class Restorer:
 
         def run(patch: torch.Tensor, corner: tuple[int, int]) -> torch.Tensor:
             restored_tile, degraded_tile, noise_tile = patch.split(3, dim=1)
-            return refiner(
+            refined = refiner(
                 restored_tile,
                 degraded_tile,
                 conditioning,
@@ -718,6 +761,8 @@ class Restorer:
                 caption_tokens=None if caption is None else caption[0],
                 caption_mask=None if caption is None else caption[1],
             )
+            passes.tick()
+            return refined
 
         height, width = degraded.shape[-2:]
         tile = tile_size if use_tiles else max(height, width)

@@ -133,6 +133,7 @@ class Service:
         refine: bool = False,
         seed: int = 0,
         suggested: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Served:
         """Restore the upload as ``vlir restore`` would; empty words count as none, and so
         does the prompt ``analyze`` suggested, unedited: restoring automatically is more than
@@ -156,6 +157,7 @@ class Service:
                 ensemble=ensemble,
                 refine=refine,
                 seed=int(seed),
+                progress=progress,
             ),
         )
         folder = self._result_folder()
@@ -216,6 +218,7 @@ def build_app(service: Service, *, title: str = "vlir") -> gradio.Blocks:
         refine: bool,
         seed: float,
         suggested: str,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way to ask for one)
     ) -> tuple[tuple[np.ndarray, np.ndarray], str, str]:
         served = service.restore(
             upload,
@@ -227,6 +230,7 @@ def build_app(service: Service, *, title: str = "vlir") -> gradio.Blocks:
             refine=refine,
             seed=int(seed),
             suggested=suggested,
+            progress=lambda done, total: progress((done, total), desc="restoring", unit="passes"),
         )
         return (served.before, served.after), str(served.path), served.report
 

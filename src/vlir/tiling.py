@@ -105,6 +105,13 @@ def effective_overlap(tile: int, overlap: int) -> int:
     return min(overlap, tile // 4)
 
 
+def tile_count(height: int, width: int, *, tile: int, overlap: int = 32) -> int:
+    """How many times ``restore_tiled`` calls its ``restore`` on an image of this size."""
+    if height <= tile and width <= tile:
+        return 1
+    return len(tile_grid(height, width, tile, effective_overlap(tile, overlap)))
+
+
 def restore_tiled(
     image: torch.Tensor,
     restore: Callable[[torch.Tensor, tuple[int, int]], torch.Tensor],
