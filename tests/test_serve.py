@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from tests.test_restoration import tiny_checkpoints  # noqa: F401 (a fixture)
 from vlir.errors import VlirError
 from vlir.io import Image, load_image, save_image
 from vlir.pipeline import Restorer
-from vlir.serve import Service, findings_markdown, preview
+from vlir.serve import Service, findings_markdown, preview, upload_limit
 
 
 @pytest.fixture
@@ -108,6 +110,20 @@ def _tensor(rgb: np.ndarray):
     return torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None]
 
 
+def test_examples_are_the_bundled_photos_degraded_as_labelled(tmp_path: Path) -> None:
+    from skimage import data
+
+    from vlir.degradations import parse_ops
+    from vlir.serve import EXAMPLES, write_examples
+
+    written = write_examples(tmp_path / "examples")
+    assert [(path.stem, ops) for path, ops in written] == list(EXAMPLES)
+    path, ops = written[0]  # the README's: blur and noise on the astronaut
+    clean = data.astronaut().astype(np.float32) / 255
+    expected = np.clip(parse_ops(ops, np.random.default_rng(0)).apply(clean), 0, 1)
+    assert np.abs(load_image(path).rgb - expected).max() <= 0.5 / 255 + 1e-6
+
+
 def test_preview_fits_the_long_side_and_is_8_bit() -> None:
     rgb = np.random.default_rng(0).random((48, 96, 3)).astype(np.float32)
     small = preview(rgb, side=32)
@@ -121,25 +137,38 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # (pandas 3 deprecations)
-def test_the_page_restores_over_http(service: Service, tmp_path: Path, photo: np.ndarray) -> None:
+def _serving(command: list[str], url: str, seconds: float = 120) -> subprocess.Popen[str]:
+    """``vlir serve`` started and answering at ``url`` (or failed with what it printed)."""
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"vlir serve exited {server.returncode}: {server.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    pytest.fail(f"vlir serve did not answer at {url} in {seconds:g} s")
+
+
+def test_vlir_serve_restores_over_http(
+    tiny_checkpoints: Path,  # noqa: F811
+    tmp_path: Path,
+    photo: np.ndarray,
+) -> None:
     pytest.importorskip("gradio")
     from gradio_client import Client, handle_file
 
-    from vlir.serve import build_app
-
     upload = tmp_path / "street.png"
     save_image(upload, noisy(photo))
-    page = build_app(service).queue()
-    page.launch(
-        server_name="127.0.0.1",
-        server_port=_free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        allowed_paths=[str(service.workdir)],
-    )
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    command = [sys.executable, "-m", "vlir.cli", "serve", "--model", str(tiny_checkpoints)]
+    server = _serving([*command, "--port", str(port), "--max-pixels", "20000"], url)
     try:
-        client = Client(page.local_url, verbose=False, download_files=str(tmp_path / "got"))
+        client = Client(url, verbose=False, download_files=str(tmp_path / "got"))
         table, suggested = client.predict(handle_file(str(upload)), api_name="/analyze")
         assert "**noise**" in table and "denoise" in suggested
         compare, restored, report = client.predict(
@@ -157,8 +186,21 @@ def test_the_page_restores_over_http(service: Service, tmp_path: Path, photo: np
                 handle_file(str(broken)), "", "", None, 1.0, False, False, 0, api_name="/restore"
             )
         assert "\n" not in str(caught.value) and "/tmp" not in str(caught.value)
+        huge = tmp_path / "huge.png"  # more bytes than 20 000 pixels of any photo take
+        huge.write_bytes(upload.read_bytes() + bytes(upload_limit(20_000)))
+        limit = f"maximum file size of {upload_limit(20_000)} bytes"  # the page's, told the client
+        with pytest.raises(ValueError, match=limit):
+            client.predict(handle_file(str(huge)), api_name="/analyze")
+        taken = subprocess.run(
+            [*command, "--port", str(port)], capture_output=True, text=True, timeout=120
+        )
+        assert taken.returncode == 1 and "Traceback" not in taken.stderr
+        assert (
+            taken.stderr.strip() == f"vlir: error: 127.0.0.1:{port} is taken (give another --port)"
+        )
     finally:
-        page.close()
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_serve_without_gradio_is_one_line() -> None:

@@ -468,11 +468,13 @@ def serve(
     if port is not None and not 1 <= port <= 65535:
         raise VlirError(f"--port must be between 1 and 65535, got {port}")
     from vlir.pipeline import Restorer
-    from vlir.serve import Service, build_app
+    from vlir.serve import Service, build_app, upload_limit, write_examples
 
     restorer = Restorer.from_pretrained(model, refiner=refiner)
     with tempfile.TemporaryDirectory(prefix="vlir-serve-") as workdir:
-        page = build_app(Service(restorer, workdir, max_pixels=max_pixels))
+        service = Service(restorer, Path(workdir) / "results", max_pixels=max_pixels)
+        examples = write_examples(Path(workdir) / "examples")
+        page = build_app(service, examples=examples)
         try:
             page.queue().launch(
                 server_name=host,
@@ -480,6 +482,7 @@ def serve(
                 inbrowser=browser,
                 share=False,
                 allowed_paths=[workdir],
+                max_file_size=upload_limit(max_pixels),
             )
         except OSError as exc:  # the port is taken, or the address is not this machine's
             where = f"{host}:{port or 7860}"

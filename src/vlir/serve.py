@@ -49,6 +49,13 @@ SHOWN_PROBABILITY = 0.2
 T = TypeVar("T")
 
 
+def upload_limit(max_pixels: int) -> int:
+    """The largest upload in bytes: a file bigger than ``max_pixels`` of uncompressed
+    16-bit RGBA (plus a megabyte of metadata) holds no photo the loader would accept,
+    so it is refused before it fills the disk."""
+    return max_pixels * 4 * 2 + 1_000_000
+
+
 def preview(rgb: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
     """An 8-bit copy of ``rgb`` [H, W, 3] in [0, 1] no longer than ``side`` on its long
     side: a 12-megapixel photo would take seconds to encode for a view a screen shows at
@@ -77,6 +84,32 @@ def findings_markdown(analysis: Analysis) -> str:
     if analysis.note:
         lines.append(f"\nNote: {analysis.note}: these findings are guesses.")
     return "\n".join(lines)
+
+
+EXAMPLES = (
+    ("astronaut", "blur sigma=2, noise sigma=30"),
+    ("chelsea", "jpeg quality=10"),
+    ("coffee", "rain density=0.01, noise sigma=10"),
+)
+"""scikit-image's bundled public-domain photos, degraded when the page starts: the
+README's example (blur and noise) first, so a first visitor has something to try."""
+
+
+def write_examples(folder: str | os.PathLike[str]) -> list[tuple[Path, str]]:
+    """``EXAMPLES`` written as PNGs into ``folder``, each with what was done to it."""
+    from skimage import data
+
+    from vlir.degradations import parse_ops
+
+    folder = Path(folder)
+    written = []
+    for index, (name, ops) in enumerate(EXAMPLES):
+        clean = getattr(data, name)().astype(np.float32) / 255.0
+        record = parse_ops(ops, np.random.default_rng(index))
+        path = folder / f"{name}.png"
+        save_image(path, np.clip(record.apply(clean), 0.0, 1.0), overwrite=True)
+        written.append((path, ops))
+    return written
 
 
 @dataclass
@@ -190,8 +223,11 @@ class Service:
         return folder
 
 
-def build_app(service: Service, *, title: str = "vlir") -> gradio.Blocks:
-    """The page: photo, findings, prompt, options; before/after and the file."""
+def build_app(
+    service: Service, *, examples: list[tuple[Path, str]] | None = None, title: str = "vlir"
+) -> gradio.Blocks:
+    """The page: photo, findings, prompt, options; before/after and the file; ``examples``
+    (``write_examples``) to click on."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no phoning home
     import gradio as gr
 
@@ -207,6 +243,9 @@ def build_app(service: Service, *, title: str = "vlir") -> gradio.Blocks:
     def on_analyze(upload: str | None) -> tuple[str, str, str]:
         table, suggested = service.analyze(upload)
         return table, suggested, suggested  # shown, and remembered to tell an edit from it
+
+    def on_change(upload: str | None) -> tuple[str, str, str]:
+        return on_analyze(upload) if upload else ("", "", "")  # (cleared: nothing to read)
 
     def on_restore(
         upload: str | None,
@@ -268,7 +307,10 @@ def build_app(service: Service, *, title: str = "vlir") -> gradio.Blocks:
                         "up to 8x slower)",
                         visible=restorer.model is not None,
                     )
-                    refine = gr.Checkbox(label="Refine with the diffusion prior (slower)")
+                    refine = gr.Checkbox(  # (a diffusion restorer always samples)
+                        label="Refine with the diffusion prior (slower)",
+                        visible=restorer.model is not None,
+                    )
                     seed = gr.Number(value=0, precision=0, label="Refinement seed")
                 with gr.Row():
                     analyze_button = gr.Button("Analyze")
@@ -285,7 +327,21 @@ def build_app(service: Service, *, title: str = "vlir") -> gradio.Blocks:
             api_name="analyze",
             **shared,
         )
-        upload.upload(guarded(on_analyze), [upload], [findings, prompt, suggested], **shared)
+        # (a file dropped in or an example clicked: read it at once)
+        upload.change(
+            guarded(on_change),
+            [upload],
+            [findings, prompt, suggested],
+            api_visibility="undocumented",
+            **shared,
+        )
+        if examples:
+            gr.Examples(
+                [[str(path)] for path, _ in examples],
+                [upload],
+                example_labels=[f"{path.stem}: {ops}" for path, ops in examples],
+                label="Examples (degraded as labelled)",
+            )
         restore_button.click(
             guarded(on_restore),
             [upload, prompt, semantic, reference, strength, ensemble, refine, seed, suggested],
