@@ -50,6 +50,16 @@ MaxPixels = Annotated[
 Overwrite = Annotated[
     bool, typer.Option("--overwrite", help="Replace existing files, inputs included.")
 ]
+RestoringModel = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="restorer (default), lmdir, vlmir, spire (configs/), or a checkpoint folder.",
+    ),
+]
+RefinerName = Annotated[
+    str, typer.Option("--refiner", help="Refiner: shipped name or checkpoint folder.")
+]
 
 
 def _version(value: bool) -> None:
@@ -301,13 +311,7 @@ def restore(
             "8 times slower; where JPEG is removed, the 4 upright flips).",
         ),
     ] = False,
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            help="restorer (default), lmdir, vlmir, spire (configs/), or a checkpoint folder.",
-        ),
-    ] = "restorer",
+    model: RestoringModel = "restorer",
     refine: Annotated[
         bool, typer.Option("--refine", help="Then refine with the diffusion prior (slower).")
     ] = False,
@@ -316,9 +320,7 @@ def restore(
         typer.Option("--steps", help="Diffusion steps (--refine: 1; vlmir/spire: their own)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Refinement noise seed (with --refine).")] = 0,
-    refiner: Annotated[
-        str, typer.Option("--refiner", help="Refiner: shipped name or checkpoint folder.")
-    ] = "refiner",
+    refiner: RefinerName = "refiner",
     overwrite: Overwrite = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
@@ -431,16 +433,8 @@ def analyze(
 
 @app.command()
 def serve(
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            help="restorer (default), lmdir, vlmir, spire (configs/), or a checkpoint folder.",
-        ),
-    ] = "restorer",
-    refiner: Annotated[
-        str, typer.Option("--refiner", help="Refiner: shipped name or checkpoint folder.")
-    ] = "refiner",
+    model: RestoringModel = "restorer",
+    refiner: RefinerName = "refiner",
     host: Annotated[
         str,
         typer.Option(
@@ -457,7 +451,7 @@ def serve(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Restore photos in a web page on this machine (analyse, edit the prompt, restore,
-    download); needs the serve extra: pip install 'vlir[serve]'."""
+    download); needs Gradio, the serve extra (pip install gradio)."""
     import tempfile
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no phoning home
