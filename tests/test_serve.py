@@ -201,6 +201,7 @@ def test_vlir_serve_restores_over_http(
     finally:
         server.terminate()
         server.wait(timeout=30)
+    assert server.returncode == 0  # stopped as by Ctrl+C: the server closed, its files gone
 
 
 def test_serve_without_gradio_is_one_line() -> None:

@@ -8,6 +8,7 @@ traceback; a batch goes on past a bad file and exits non-zero at the end.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -431,6 +432,10 @@ def analyze(
         raise typer.Exit(1)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @app.command()
 def serve(
     model: RestoringModel = "restorer",
@@ -477,12 +482,17 @@ def serve(
                 share=False,
                 allowed_paths=[workdir],
                 max_file_size=upload_limit(max_pixels),
+                prevent_thread_lock=True,
+                quiet=True,
             )
         except OSError as exc:  # the port is taken, or the address is not this machine's
             where = f"{host}:{port or 7860}"
             if "empty port" in str(exc):
                 raise VlirError(f"{where} is taken", hint="give another --port") from None
             raise VlirError(f"cannot serve on {where} ({exc})") from None
+        out.print(f"vlir serve: {model} at {page.local_url} (Ctrl+C stops)", markup=False)
+        signal.signal(signal.SIGTERM, _interrupt)  # stopped by a service manager: the same
+        page.block_thread()  # (until Ctrl+C, which closes the server; then the files go)
 
 
 train_app = typer.Typer(

@@ -14,6 +14,7 @@ browser; ``build_app`` wraps it in Gradio, an optional extra (``pip install
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -232,6 +233,7 @@ def build_app(
     import gradio as gr
 
     def guarded(work: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(work)  # (Gradio reads the signature: it fills in ``progress``)
         def call(*args: Any) -> T:
             try:
                 return work(*args)
@@ -277,9 +279,9 @@ def build_app(
     with gr.Blocks(title=title, delete_cache=(600, 3600)) as app:
         gr.Markdown(
             "# vlir: vision-language guided image restoration\n"
-            "Drop a photo in. **Analyze** says what is wrong and suggests a prompt; edit it "
-            '("remove the rain but keep the blur", "denoise with sigma 15") or leave it '
-            "empty for automatic restoration, then **Restore**."
+            "Drop a photo in, or click an example below: vlir says what is wrong and "
+            'suggests a prompt. Edit it ("remove the rain but keep the blur", "denoise with '
+            'sigma 15") or leave it as it is for automatic restoration, then **Restore**."'
         )
         with gr.Row():
             with gr.Column():
