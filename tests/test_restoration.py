@@ -399,7 +399,7 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
         assert np.array_equal(sharp.image, photo) and not sharp.tiles and sharp.views == 1
         assert sharp.report() == (
             "found: nothing; did (automatic): left it as it is (it reads clean and sharp; "
-            "--prompt to restore it anyway)"
+            "give a prompt to restore it anyway)"
         )
     told = restorer(photo, prompt="remove all degradation")  # words: the blind mode runs
     assert not told.kept and told.kernel is None and not np.array_equal(told.image, photo)

@@ -156,13 +156,13 @@ class Restoration:
         if self.kept:
             return (
                 "found: nothing; did (automatic): left it as it is (it reads clean and sharp; "
-                "--prompt to restore it anyway)"
+                "give a prompt to restore it anyway)"
             )
         if self.enlarged is not None:
             return (
                 f"found: nothing, but it reads enlarged (downsample p={self.enlarged:.2f}); "
                 "did (automatic): left it as it is (the restorer would soften it more than "
-                "restore it; --prompt to restore it anyway)"
+                "restore it; give a prompt to restore it anyway)"
             )
         found = (
             ", ".join(
