@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from vlir.deconvolution import (
+    IMPLAUSIBLE_SPREAD,
     SHARP_SPREAD,
     WIENER_BALANCE_BY_BLUR,
+    blur_spread,
     estimate_blur_kernel,
     gaussian_psf,
     gaussian_width,
@@ -165,32 +167,42 @@ def test_which_requests_deconvolve() -> None:
         return deconvolution_request(request, analysis(*found))
 
     shake = WIENER_BALANCE_BY_BLUR["motion_blur"]
+    # the blur's size, stated or read, bounds how far a trusted estimate may spread
     assert plan("remove motion blur with length 40 and angle 10") == Deconvolution(
-        kernel_size_for(40), shake
+        kernel_size_for(40), shake, sized=blur_spread("motion_blur", 40)
     )
     assert plan("remove motion blur") == Deconvolution(35, shake)
     assert plan("remove motion blur", ("motion_blur", 44)) == Deconvolution(
-        kernel_size_for(44), shake
+        kernel_size_for(44), shake, sized=blur_spread("motion_blur", 44)
     )
     blind = RestorationPrompt.blind_prompt()
-    assert plan(blind, ("motion_blur", 30)) == Deconvolution(kernel_size_for(30), shake)
+    assert plan(blind, ("motion_blur", 30)) == Deconvolution(
+        kernel_size_for(30), shake, sized=blur_spread("motion_blur", 30)
+    )
     disk = WIENER_BALANCE_BY_BLUR["defocus"]
-    assert plan("remove defocus blur with radius 4") == Deconvolution(35, disk)
+    assert plan("remove defocus blur with radius 4") == Deconvolution(
+        35, disk, sized=blur_spread("defocus", 4)
+    )
     gauss = WIENER_BALANCE_BY_BLUR["blur"]
     # a Gaussian alone: its width as stated (nothing to check it against), else as read
-    assert plan("deblur", ("blur", 2.0)) == Deconvolution(35, gauss, read_sigma=2.0)
-    assert plan(blind, ("blur", 2.0)) == Deconvolution(35, gauss, read_sigma=2.0)
+    read = Deconvolution(35, gauss, read_sigma=2.0, sized=blur_spread("blur", 2.0))
+    assert plan("deblur", ("blur", 2.0)) == read
+    assert plan(blind, ("blur", 2.0)) == read
     assert plan("deblur with sigma 1.5", ("blur", 2.0)) == Deconvolution(
-        35, gauss, stated_sigma=1.5
+        35, gauss, stated_sigma=1.5, sized=blur_spread("blur", 1.5)
     )
     assert plan("deblur") == Deconvolution(35, gauss)  # stated without a width, nothing read
     # the automatic prompt carries the analyzer's numbers: readings, to be checked
     automatic = deconvolution_request(
         RestorationPrompt.parse("deblur with sigma 2.5"), analysis(("blur", 2.5)), automatic=True
     )
-    assert automatic == Deconvolution(35, gauss, read_sigma=2.5)
+    assert automatic == Deconvolution(35, gauss, read_sigma=2.5, sized=blur_spread("blur", 2.5))
     assert plan("deblur", ("defocus", 3.0)) == Deconvolution(35, gauss)  # read as a disk
-    assert plan(blind, ("defocus", 3.0), ("blur", 1.0)) == Deconvolution(35, disk)
+    assert plan(blind, ("defocus", 3.0), ("blur", 1.0)) == Deconvolution(
+        35,
+        disk,
+        sized=blur_spread("defocus", 3.0),  # the wider of the two
+    )
     assert plan("remove motion blur; remove defocus blur") == Deconvolution(35, min(shake, disk))
     assert plan("remove motion blur; denoise") is None
     assert plan(blind, ("motion_blur", 30), ("noise", 25)) is None
@@ -206,7 +218,9 @@ def test_which_requests_deconvolve() -> None:
     # a light JPEG rides along (left as it is, and only a real blur is deconvolved)
     light = Deconvolution(35, WIENER_BALANCE_BY_BLUR["blur"], SHARP_SPREAD, ("jpeg",))
     assert plan("deblur; remove jpeg artifacts with quality 90") == light
-    assert plan(blind, ("blur", 2.0), ("jpeg", 88)) == dataclasses.replace(light, read_sigma=2.0)
+    assert plan(blind, ("blur", 2.0), ("jpeg", 88)) == dataclasses.replace(
+        light, read_sigma=2.0, sized=blur_spread("blur", 2.0)
+    )
     assert plan("deblur; remove jpeg artifacts with quality 40") is None
     assert plan("deblur; remove jpeg artifacts") is None  # no quality: the restorer's
     assert plan(blind, ("blur", 2.0), ("jpeg", 60)) is None
@@ -260,3 +274,37 @@ def test_a_gaussian_blur_is_divided_out_by_the_narrower_reading(sharp: np.ndarra
     stated = Deconvolution(35, balance, stated_sigma=1.0, read_sigma=2.0).kernel(blurred)
     assert stated is not None and stated[1] == 1.0
     assert np.array_equal(stated[0], gaussian_psf(1.0))
+
+
+def test_an_estimate_far_wider_than_the_blurs_size_is_not_divided_out(sharp: np.ndarray) -> None:
+    """A brick wall's stripes read as a long camera shake; the analyzer read defocus of
+    radius 1.8. Divided out, that estimate wrecks the photo, so the restorer runs instead.
+    A real disk of that radius is still deconvolved."""
+    from skimage import data
+
+    from vlir.pipeline import Deconvolution
+
+    bricks = np.repeat(data.brick()[..., None], 3, axis=2).astype(np.float32) / 255.0
+    sized = blur_spread("defocus", 1.8)
+    plan = Deconvolution(35, WIENER_BALANCE_BY_BLUR["defocus"], sized=sized)
+    estimate = estimate_blur_kernel(bricks, 35)
+    assert kernel_spread(estimate) > IMPLAUSIBLE_SPREAD * sized
+    assert plan.kernel(bricks) is None
+    assert dataclasses.replace(plan, sized=None).kernel(bricks) is not None  # (no size: trusted)
+    disk = get_op("defocus")
+    blurred = disk.apply(sharp, disk.params_type(radius=1.8))
+    kernel = plan.kernel(blurred)
+    assert kernel is not None and kernel_spread(kernel[0]) <= IMPLAUSIBLE_SPREAD * sized
+
+
+def test_blur_spread_is_the_engines_kernels_spread() -> None:
+    for name, strength in (("blur", 1.5), ("defocus", 4.0)):
+        op = get_op(name)
+        kernel = op.kernel(op.params_type(strength))
+        assert abs(kernel_spread(kernel) - blur_spread(name, strength)) < 0.05 * strength
+    shake = get_op("motion_blur")  # a curled path spreads less than a straight one
+    for seed in range(5):
+        path = shake.kernel(shake.params_type(length=21, angle=30, seed=seed))
+        assert kernel_spread(path) <= blur_spread("motion_blur", 21) * 1.02
+    with pytest.raises(ValueError):
+        blur_spread("noise", 25)

@@ -29,8 +29,10 @@ import torch.nn.functional as F
 
 from vlir.conditioning import Conditioning
 from vlir.deconvolution import (
+    IMPLAUSIBLE_SPREAD,
     SHARP_SPREAD,
     WIENER_BALANCE_BY_BLUR,
+    blur_spread,
     estimate_blur_kernel,
     gaussian_psf,
     kernel_size_for,
@@ -278,6 +280,11 @@ class Deconvolution:
     """The width the analyzer read where Gaussian blur is all the request removes and no
     width is stated: checked against the estimate (``narrowest_gaussian``), and that
     Gaussian divided out."""
+    sized: float | None = None
+    """The spread the blur's stated or read size implies (``blur_spread``; the widest of
+    the blurs removed; None: a blur of no known size): an estimate spread more than
+    ``IMPLAUSIBLE_SPREAD`` times this is the photo's pattern, not the blur, and the
+    restorer runs instead."""
 
     def kernel(self, photo: np.ndarray) -> tuple[np.ndarray, float | None] | None:
         """The kernel to divide out of ``photo`` [H, W, 3] and, where it is a Gaussian,
@@ -290,6 +297,8 @@ class Deconvolution:
         if spread < self.least_spread:
             return None
         if self.read_sigma is None or spread == 0.0:
+            if self.sized is not None and spread > IMPLAUSIBLE_SPREAD * self.sized:
+                return None
             return estimate, None
         sigma = narrowest_gaussian(self.read_sigma, estimate)
         return gaussian_psf(sigma), sigma
@@ -380,6 +389,13 @@ def deconvolution_request(
         stated_sigma = None if automatic or item is None else item.stated.get("sigma")
         if stated_sigma is None and "blur" in found:
             read_sigma = found["blur"].strength
+    sizes = []
+    for name in blurs:
+        item = request.item_for(name)
+        size = None if automatic or item is None else item.stated.get(get_op(name).strength)
+        if size is None and name in found:
+            size = found[name].strength
+        sizes.append(None if size is None else blur_spread(name, size))
     spread = SHARP_SPREAD if left else 0.0
     return Deconvolution(
         kernel_size_for(length),
@@ -388,6 +404,7 @@ def deconvolution_request(
         left,
         stated_sigma=stated_sigma,
         read_sigma=read_sigma,
+        sized=None if None in sizes else max(sizes),
     )
 
 

@@ -16,15 +16,19 @@ from vlir.deconvolution.fourier import (
 )
 from vlir.deconvolution.gaussian import gaussian_psf, gaussian_width, narrowest_gaussian
 from vlir.deconvolution.kernel_estimation import (
+    IMPLAUSIBLE_SPREAD,
     SHARP_SPREAD,
+    blur_spread,
     estimate_blur_kernel,
     kernel_size_for,
     kernel_spread,
 )
 
 __all__ = [
+    "IMPLAUSIBLE_SPREAD",
     "SHARP_SPREAD",
     "WIENER_BALANCE_BY_BLUR",
+    "blur_spread",
     "estimate_blur_kernel",
     "gaussian_psf",
     "gaussian_width",
