@@ -8,7 +8,8 @@ restore benchmark's baseline); and Wiener with the kernel the pipeline divides o
 the analyzer reads the photo (``Deconvolution.kernel``: for a Gaussian blur read alone,
 the Gaussian of ``narrowest_gaussian``; the estimate where the pipeline would run the
 restorer instead: the analyzer finds more than blur, or nothing and the estimate is
-compact). Both Wiener inverses use the op's balance
+compact), and beside it how far the pipeline's estimate spreads against what the
+reading's size implies (``IMPLAUSIBLE_SPREAD``). Both Wiener inverses use the op's balance
 (``--balance`` to try another). PSNR is capped at 100 dB (a faint blur undone to the
 same 8 bits reads infinite). Seconds per estimate. Settings were chosen on
 ``--dataset BSD400 --stride 33`` (13 training photos); CBSD68 is the held-out check.
@@ -26,7 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vlir.deconvolution import WIENER_BALANCE_BY_BLUR, estimate_blur_kernel, wiener_deconvolve
+from vlir.deconvolution import (
+    IMPLAUSIBLE_SPREAD,
+    WIENER_BALANCE_BY_BLUR,
+    estimate_blur_kernel,
+    kernel_spread,
+    wiener_deconvolve,
+)
+from vlir.deconvolution.kernel_estimation import LARGEST_KERNEL
 from vlir.degradations import RestorationPrompt, get_op
 from vlir.evaluation import parse_task, psnr
 from vlir.evaluation.baselines import get_method
@@ -53,7 +61,7 @@ def main() -> None:
     richardson_lucy = get_method("richardson_lucy")
     images = dataset_images(folder)
     analyzer = PerceptionModel.from_pretrained("perception").eval()
-    rows, seconds, deconvolved = [], [], 0
+    rows, seconds, deconvolved, ratios = [], [], 0, []
     for index in range(0, len(images), args.stride)[: args.limit]:
         sample, target = task.make(images[index], folder, 0, index)
         kernel = sample.kernel()
@@ -66,6 +74,12 @@ def main() -> None:
             analysis = analyze(analyzer, pixels[None])
         plan = deconvolution_request(RestorationPrompt.blind_prompt(), analysis)
         planned = None if plan is None else plan.kernel(sample.degraded)
+        ratio = ""  # the pipeline's estimate's spread over what the reading implies
+        if plan is not None and plan.sized is not None and plan.read_sigma is None:
+            same = plan.side == LARGEST_KERNEL
+            own = estimate if same else estimate_blur_kernel(sample.degraded, plan.side)
+            ratios.append(kernel_spread(own) / plan.sized)
+            ratio = f" spread/size {ratios[-1]:.2f}"
         pipeline = wiener_deconvolve(sample.degraded, estimate, balance)  # the restorer's case
         if plan is not None and planned is not None:
             deconvolved += 1
@@ -81,7 +95,7 @@ def main() -> None:
         rows.append(row)
         strength = getattr(sample.record.steps[0].params, op.strength)
         cells = " ".join(f"{value:6.2f}" for value in row)
-        print(f"{images[index].stem:>10} {op.strength} {strength:4g}: {cells}", flush=True)
+        print(f"{images[index].stem:>10} {op.strength} {strength:4g}: {cells}{ratio}", flush=True)
     means = " / ".join(f"{value:.2f}" for value in np.mean(rows, axis=0))
     print(
         f"{args.dataset}, {len(rows)} photos, PSNR input / Wiener true kernel / Wiener "
@@ -89,6 +103,12 @@ def main() -> None:
         f"{deconvolved}; the estimate on the rest): {means}; {np.median(seconds):.2f} s per "
         "estimate (median)"
     )
+    if ratios:
+        print(
+            f"where the pipeline would divide out an estimate ({len(ratios)} photos), it "
+            f"spreads at most {max(ratios):.2f} times what the reading implies (the "
+            f"pipeline trusts up to {IMPLAUSIBLE_SPREAD:g})"
+        )
 
 
 if __name__ == "__main__":
