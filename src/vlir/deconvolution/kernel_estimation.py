@@ -41,11 +41,12 @@ IMPLAUSIBLE_SPREAD = 2.5
 implies (``blur_spread``) is not that blur but the photo's own pattern: a brick wall's
 stripes read as a 7.5-px camera shake where the analyzer read defocus of radius 1.8
 (1.27 px; scikit-image's ``brick``), and dividing it out left the photo 15.2 dB from
-itself where the restorer, given the same request, moved it 0.9 dB (40.1). On the 143
-BSD400 training photos blurred by the engine (``--stride 8`` of each blur op; defocus,
-camera shake and Gaussian) where the pipeline divides out an estimate, the estimates
-spread at most 1.68 times what the reading implies; as a check, on the 134 such photos of
-CBSD68's blur tasks at most 1.88, so the rule changes none of the benchmark's photos."""
+itself where the restorer, given the same request, moved it 0.9 dB (40.1). On the 101
+BSD400 training photos blurred by the engine where the pipeline divides out an estimate
+(``benchmarks/deconvolution.py --dataset BSD400 --stride 8`` for each of defocus, camera
+shake and Gaussian blur), the estimates spread at most 1.68 times what the reading
+implies; as a check, on the 133 such photos of CBSD68's three blur tasks at most 1.88, so
+the rule changes none of the benchmark's photos (their rows came out as before)."""
 
 _DX = np.array([[0, 0, 0], [0, -1, 1], [0, 0, 0]], np.float32)  # forward differences
 _DY = np.ascontiguousarray(_DX.T)
