@@ -15,8 +15,13 @@ infinitely close) and what automatic restoration did.
 the haze probability of those, and, where it reaches ``HAZE_HINT``, the photo as it is,
 blind, automatic ("dehaze") and "dehaze" with the beta the analyzer read.
 
+``--clean-haze-stride N`` reads every Nth clean BSD400 photo in colour and turned grey
+(BT.601 luma in all three channels): where nothing is found, how hazy it reads against
+``HAZE_HINT`` (the hint is not taken on grey photos, which read hazier).
+
     python benchmarks/nothing_found.py --stride 20 --draws 4
     python benchmarks/nothing_found.py --haze-stride 4
+    python benchmarks/nothing_found.py --clean-haze-stride 2
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from vlir.degradations import DegradationPipeline
 from vlir.degradations.pipeline import parse_ops
 from vlir.evaluation import psnr
 from vlir.evaluation.tasks import dataset_images
-from vlir.io import load_image
+from vlir.io import load_image, luma
+from vlir.perception import analyze
 from vlir.pipeline import HAZE_HINT, Restoration, Restorer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -58,8 +64,14 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=20, help="every Nth BSD400 photo")
     parser.add_argument("--draws", type=int, default=4, help="random single-op draws a photo")
     parser.add_argument("--haze-stride", type=int, default=None, help="faint haze, every Nth")
+    parser.add_argument(
+        "--clean-haze-stride", type=int, default=None, help="clean, colour and grey, every Nth"
+    )
     args = parser.parse_args()
     restorer = Restorer.from_pretrained(args.model)
+    if args.clean_haze_stride:
+        clean_haze(restorer, dataset_images(DATA / "train" / "BSD400")[:: args.clean_haze_stride])
+        return
     if args.haze_stride:
         faint_haze(restorer, dataset_images(DATA / "train" / "BSD400")[:: args.haze_stride])
         return
@@ -130,6 +142,28 @@ def faint_haze(restorer: Restorer, paths: list[Path]) -> None:
         print(
             f"at HAZE_HINT {HAZE_HINT:g} or more: {len(hinted)}; as it is / blind / automatic "
             f"(dehaze) / dehaze with the beta read: {' / '.join(f'{m:.2f}' for m in means)} dB"
+        )
+
+
+def clean_haze(restorer: Restorer, paths: list[Path]) -> None:
+    for kind in ("colour", "grey"):
+        readings, found = [], 0
+        for path in paths:
+            photo = load_image(path).rgb
+            if kind == "grey":
+                photo = np.repeat(luma(photo), 3, axis=2)  # [H, W, 1] -> R = G = B
+            pixels = torch.from_numpy(np.ascontiguousarray(photo.transpose(2, 0, 1)))[None]
+            with torch.inference_mode():
+                analysis = analyze(restorer.analyzer, pixels)
+            if analysis.found:
+                found += 1
+                continue
+            readings.append(next(f.probability for f in analysis.findings if f.op == "haze"))
+        print(
+            f"{len(paths)} clean BSD400 photos in {kind}: {found} with a finding; of the "
+            f"{len(readings)} with none, haze reads up to {max(readings):.2f}, at HAZE_HINT "
+            f"{HAZE_HINT:g} or more on {sum(r >= HAZE_HINT for r in readings)}",
+            flush=True,
         )
 
 

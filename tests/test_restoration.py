@@ -468,6 +468,14 @@ def test_a_photo_that_reads_faintly_hazy_and_nothing_else_is_dehazed(
     monkeypatch.setattr("vlir.pipeline.HAZE_HINT", haze + 1e-3)
     kept = restorer(photo)  # under the hint, and it reads sharp: kept
     assert kept.kept and kept.hazy is None and np.array_equal(kept.image, photo)
+    # a grey photo reads hazier than its colour original: no hint, whatever it reads
+    grey = np.repeat(photo.mean(axis=2, keepdims=True), 3, axis=2)
+    grey_haze = next(
+        f.probability for f in restorer(grey, prompt="dehaze").analysis.findings if f.op == "haze"
+    )
+    monkeypatch.setattr("vlir.pipeline.HAZE_HINT", min(grey_haze, haze))
+    assert restorer(photo).hazy is not None  # (the colour photo still takes the hint)
+    assert restorer(grey).hazy is None
 
 
 def test_a_tile_is_never_normalised_by_less_than_its_own_spread() -> None:
