@@ -253,9 +253,8 @@ Not for a grey photo: with no colour to lose it reads hazier than its colour ori
 Of 200 BSD400 training photos turned grey, the 198 where nothing is found read up to 0.73
 and 11 at 0.55 or more; the same photos in colour at most 0.43
 (``benchmarks/nothing_found.py --clean-haze-stride 2``). And "dehaze" is where the restorer
-is least stable on grey:
-scikit-image's motion-blurred ``clock`` read 0.55 and came back with a saturated blotch
-and a dark frame, 17.5 dB from itself."""
+is least stable on grey: scikit-image's motion-blurred ``clock`` read 0.55 and came back
+with a saturated blotch and a dark frame, 17.5 dB from itself."""
 
 LIGHT_JPEG_QUALITY = 75
 """A JPEG of this quality or above, stated or found with a blur, is left as it is and the
@@ -296,8 +295,9 @@ class Deconvolution:
 
     def kernel(self, photo: np.ndarray) -> tuple[np.ndarray, float | None] | None:
         """The kernel to divide out of ``photo`` [H, W, 3] and, where it is a Gaussian,
-        its width; None where the estimate spreads less than ``least_spread`` (the
-        restorer runs). A point: the photo reads sharp."""
+        its width; None where the estimate spreads less than ``least_spread``, or more than
+        ``IMPLAUSIBLE_SPREAD`` times ``sized`` (the restorer runs). A point: the photo reads
+        sharp."""
         if self.stated_sigma is not None:
             return gaussian_psf(self.stated_sigma), self.stated_sigma
         estimate = estimate_blur_kernel(photo, self.side)
