@@ -410,9 +410,7 @@ def analyze(
         table = Table(title=str(path), title_justify="left")
         for column in ("degradation", "probability", "strength"):
             table.add_column(column)
-        for finding in result.findings:
-            if finding.probability < 0.2 and not finding.present:
-                continue
+        for finding in result.shown:
             style = "bold" if finding.present else "dim"
             table.add_row(
                 finding.op,

@@ -43,10 +43,6 @@ KEPT_RESULTS = 16
 """Restored files kept on disk at once; older ones are deleted as new ones are written
 (a server that runs for days must not fill its disk with 16-bit PNGs)."""
 
-SHOWN_PROBABILITY = 0.2
-"""Ops read below this and not found are left out of the findings table, as in
-``vlir analyze``: a list of every op at 0.01 hides the two that matter."""
-
 T = TypeVar("T")
 
 
@@ -75,8 +71,7 @@ def findings_markdown(analysis: Analysis) -> str:
     rows = [
         f"| {'**' + f.op + '**' if f.present else f.op} | {f.probability:.2f} "
         f"| {f.parameter} {f.strength:g} |"
-        for f in analysis.findings
-        if f.present or f.probability >= SHOWN_PROBABILITY
+        for f in analysis.shown
     ]
     lines = ["| degradation | probability | strength |", "|---|---:|---|", *rows]
     if not analysis.found:

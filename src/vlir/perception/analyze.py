@@ -36,6 +36,10 @@ class Finding:
     """Probability at or above the op's calibrated threshold."""
 
 
+SHOWN_PROBABILITY = 0.2
+"""Ops read below this and not found are left out of reports (``Analysis.shown``)."""
+
+
 @dataclass
 class Analysis:
     findings: list[Finding]
@@ -48,6 +52,12 @@ class Analysis:
     @property
     def found(self) -> list[Finding]:
         return [f for f in self.findings if f.present]
+
+    @property
+    def shown(self) -> list[Finding]:
+        """What a report lists: the found ops and any read at ``SHOWN_PROBABILITY`` or
+        more (a list of every op at 0.01 hides the two that matter)."""
+        return [f for f in self.findings if f.present or f.probability >= SHOWN_PROBABILITY]
 
     def to_dict(self) -> dict:
         return {
