@@ -4,7 +4,7 @@ All rows on data never trained on (CBSD68, LIVE1, Set5, Set14; synthetic
 tasks are in-project benchmarks with a fixed seed).
 
     python benchmarks/restore.py --out benchmarks/results/restore [--model restorer[,B...]] [--bm3d]
-        [--tasks sr:2,Set14] [--skip-quality] [--skip-control] [--skip-speed]
+        [--tasks sr:2,Set14] [--skip-quality] [--skip-control] [--skip-speed] [--device cuda]
 
 ``--bm3d`` adds CBM3D at every sigma (about 15 minutes per sigma on 2 cores).
 """
@@ -23,7 +23,7 @@ import torch
 
 from vlir.deconvolution import wiener_deconvolve
 from vlir.degradations import get_op, parse_ops
-from vlir.evaluation import baselines_for, parse_task, psnr, run_benchmark
+from vlir.evaluation import baselines_for, get_method, parse_task, psnr, run_benchmark
 from vlir.evaluation.models import ENSEMBLE_SUFFIX
 from vlir.evaluation.report import write_sheet, write_tables
 from vlir.io import load_image
@@ -64,9 +64,10 @@ def quality_tables(args: argparse.Namespace) -> list[str]:
         if task.kind == "denoise" and args.bm3d and "bm3d" not in methods:
             methods.append("bm3d")
         methods.extend(args.model.split(","))
+        resolved = [get_method(name, device=args.device) for name in methods]
         out = args.out / f"{dataset}-{task.name}"
         start = time.time()
-        result = run_benchmark(task, DATA / dataset, methods, out, limit=args.limit)
+        result = run_benchmark(task, DATA / dataset, resolved, out, limit=args.limit)
         tables.append(write_tables(result).read_text())
         write_sheet(result, 3)
         print(f"{dataset} {task.name}: {time.time() - start:.0f} s", flush=True)
@@ -168,6 +169,9 @@ def windowed_agreement(restorer: Restorer, noisy: np.ndarray) -> float:
 
 
 def speed_and_memory(restorer: Restorer, model: str) -> list[str]:
+    """Speed on a CBSD68 photo, tiled against untiled, and the peak memory of a 4000x3000
+    photo (the process's on a CPU; on a GPU, also the most the device held at once)."""
+    device = restorer.device
     clean = load_image(sorted((DATA / "CBSD68").glob("*.png"))[0]).rgb
     # noisy, so the restorer runs (a photo that reads clean and sharp is returned as it is)
     image = parse_ops("noise sigma=25", np.random.default_rng(0)).apply(clean)
@@ -187,27 +191,30 @@ def speed_and_memory(restorer: Restorer, model: str) -> list[str]:
     windowed = windowed_agreement(restorer, noisy)
     code = (
         "import numpy as np, resource; from vlir.pipeline import Restorer; "
-        f"r = Restorer.from_pretrained({model!r}); "
+        f"r = Restorer.from_pretrained({model!r}, device={str(device)!r}); "
         "img = np.random.default_rng(0).random((3000, 4000, 3), dtype=np.float32); "
-        "import time; start = time.perf_counter(); r(img); "
-        "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "import time, torch; start = time.perf_counter(); r(img); "
+        "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+        "torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0)"
     )
     peak = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    large_seconds, peak_gb = None, None
+    large_seconds, peak_gb, device_gb = None, None, 0.0
     if peak.returncode == 0:
-        elapsed, rss = peak.stdout.strip().splitlines()[-1].split()
-        large_seconds, peak_gb = float(elapsed), int(rss) / 1e6
+        elapsed, rss, allocated = peak.stdout.strip().splitlines()[-1].split()
+        large_seconds, peak_gb, device_gb = float(elapsed), int(rss) / 1e6, int(allocated) / 1e9
+    where = f"{torch.get_num_threads()} threads" if device.type == "cpu" else str(device)
+    on_device = f", {device_gb:.2f} GB at most on {device}" if device.type == "cuda" else ""
     return [
         f"- speed: {image.shape[0] * image.shape[1] / 1e6 / seconds:.3f} MP/s "
-        f"({seconds:.2f} s for 481x321 with sigma-25 noise, analysis included, "
-        f"{torch.get_num_threads()} threads)",
+        f"({seconds:.2f} s for 481x321 with sigma-25 noise, analysis included, {where})",
         f"- tiled (tiles of at most 256 px) vs untiled on a 512x512 photo: {agreement:.1f} dB "
         "between them",
         f"  (each tile with its own statistics, gather=0: {own:.1f} dB; "
         f"with statistics_window={WINDOW}: {windowed:.1f} dB)",
         "- peak memory restoring a 4000x3000 photo: "
         + (
-            f"{peak_gb:.2f} GB (max RSS), {large_seconds:.0f} s (tiled, one gathering pass)"
+            f"{peak_gb:.2f} GB (max RSS){on_device}, {large_seconds:.0f} s (tiled, one "
+            "gathering pass)"
             if peak_gb
             else f"failed: {peak.stderr[-300:]}"
         ),
@@ -232,9 +239,12 @@ def main() -> None:
     )
     parser.add_argument("--skip-control", action="store_true", help="no prompt-control rows")
     parser.add_argument("--skip-speed", action="store_true", help="no speed and memory rows")
+    parser.add_argument(
+        "--device", default="cpu", help="where vlir's networks run: cpu (default), cuda, auto"
+    )
     args = parser.parse_args()
     first = args.model.split(",")[0]
-    restorer = Restorer.from_pretrained(first.removesuffix(ENSEMBLE_SUFFIX))
+    restorer = Restorer.from_pretrained(first.removesuffix(ENSEMBLE_SUFFIX), device=args.device)
     sections = [] if args.skip_quality else quality_tables(args)
     if not args.skip_control:
         control = prompt_control(restorer, args.control_images)

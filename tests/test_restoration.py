@@ -301,6 +301,96 @@ def test_channels_last_restores_as_the_plain_layout(
     assert np.abs(plain(photo, **options).image - fast).max() < 1e-5
 
 
+def test_a_device_not_here_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vlir.modeling import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == resolve_device(" CPU ") == torch.device("cpu")
+    refusals = {
+        "banana": "unknown device",
+        "cuda:x": "unknown device",
+        "mps": "not supported",
+        "cuda": "torch sees no CUDA GPU",
+    }
+    for name, words in refusals.items():
+        with pytest.raises(VlirError, match=words):
+            resolve_device(name)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert resolve_device("auto") == resolve_device("cuda") == torch.device("cuda", 0)
+    with pytest.raises(VlirError, match="has 1 CUDA GPU"):
+        resolve_device("cuda:1")
+
+
+def test_restorer_to_moves_every_network_and_the_refiner_it_loads_later(
+    tiny_checkpoints: Path,
+) -> None:
+    from vlir.evaluation import get_method
+    from vlir.pipeline import Restorer
+
+    restorer = Restorer.from_pretrained(tiny_checkpoints, device="auto")
+    assert restorer.to("cpu") is restorer and restorer.device == torch.device("cpu")
+    refiner = restorer.load_refiner()
+    networks = [restorer.model, restorer.perception, restorer.text, refiner.adaptor, refiner.prior]
+    assert {p.device for n in networks for p in n.parameters()} == {torch.device("cpu")}
+    with pytest.raises(VlirError, match="unknown device 'banana'"):
+        Restorer.from_pretrained(tiny_checkpoints, device="banana")
+    with pytest.raises(VlirError, match="unknown device 'banana'"):
+        get_method(str(tiny_checkpoints), device="banana")  # (vlir eval --device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where there is no GPU")
+def test_cli_refuses_a_gpu_it_does_not_have_before_any_work(
+    tiny_checkpoints: Path, tmp_path: Path, photo: np.ndarray
+) -> None:
+    PILImage.fromarray(np.round(photo * 255).astype(np.uint8)).save(tmp_path / "in.png")
+    for command in (
+        ["restore", "--model", str(tiny_checkpoints), "in.png", "-o", "out.png"],
+        ["analyze", "in.png"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "vlir.cli", *command, "--device", "cuda"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        first = result.stderr.strip().splitlines()[0]
+        assert first.startswith("vlir: error: device 'cuda': torch sees no CUDA GPU here")
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_gpu_restores_as_the_cpu_does(photo: np.ndarray) -> None:
+    """The shipped restorer on the GPU and on the CPU: the same reading and prompt, and
+    images within float tolerance of each other (cuDNN may use TF32), through tiles with
+    gathered statistics, a reference, the self-ensemble, refinement and a diffusion
+    restorer."""
+    from vlir.evaluation import psnr
+    from vlir.pipeline import Restorer
+
+    noisy = parse_ops("noise sigma=25", np.random.default_rng(0)).apply(photo)
+    cases = {
+        "restorer": [
+            {},
+            {"prompt": "denoise with sigma 25", "tile": 64, "reference": photo[::-1]},
+            {"prompt": "remove all degradation", "ensemble": True},
+            {"prompt": "denoise with sigma 25", "refine": True, "seed": 3},
+        ],
+        "vlmir": [{"steps": 2, "seed": 1}],
+    }
+    for model, calls in cases.items():
+        cpu = Restorer.from_pretrained(model)
+        gpu = Restorer.from_pretrained(model, device="cuda")
+        assert gpu.device.type == "cuda"
+        for options in calls:
+            on_cpu, on_gpu = cpu(noisy, **options), gpu(noisy, **options)
+            assert on_gpu.prompt == on_cpu.prompt, options
+            assert psnr(on_gpu.image, on_cpu.image) > 40, options
+
+
 def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     tiny_checkpoints: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -61,6 +61,14 @@ RestoringModel = Annotated[
 RefinerName = Annotated[
     str, typer.Option("--refiner", help="Refiner: shipped name or checkpoint folder.")
 ]
+Device = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="Where the networks run: auto (a CUDA GPU where torch sees one, else the CPU), "
+        "cpu, cuda or cuda:N.",
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -208,6 +216,7 @@ def evaluate(
     cache: Annotated[
         str | None, typer.Option("--cache", help="Where degraded inputs are cached.")
     ] = None,
+    device: Device = "auto",
 ) -> None:
     """Benchmark methods on a dataset: Markdown/CSV tables, per-image CSV, comparison sheet."""
     from vlir.evaluation import baselines_for, get_method, parse_task, run_benchmark
@@ -220,7 +229,7 @@ def evaluate(
     )
     if not names:
         raise VlirError("give at least one --method, or --baselines")
-    methods = [get_method(name) for name in names]
+    methods = [get_method(name, device=device) for name in names]
     dataset = Path(data)
     total = len(dataset_images(dataset)[:limit]) * len(methods)
     columns = (
@@ -322,6 +331,7 @@ def restore(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Refinement noise seed (with --refine).")] = 0,
     refiner: RefinerName = "refiner",
+    device: Device = "auto",
     overwrite: Overwrite = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
@@ -340,7 +350,7 @@ def restore(
         raise VlirError(f"--steps must be between 1 and 1000, got {steps}")
     pairs = plan_outputs(expand_inputs(inputs), output, overwrite=overwrite)
     reference_rgb = load_image(reference, max_pixels=max_pixels).rgb if reference else None
-    restorer = Restorer.from_pretrained(model, refiner=refiner)
+    restorer = Restorer.from_pretrained(model, refiner=refiner, device=device)
     if refine:
         restorer.load_refiner()  # a bad --refiner fails before any work is done
     if ensemble and restorer.model is None:
@@ -381,6 +391,7 @@ def analyze(
         str, typer.Option("--model", help="Shipped name or checkpoint folder.")
     ] = "perception",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    device: Device = "auto",
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Say what is wrong with each photo, how strongly, and the prompt that would fix it."""
@@ -389,11 +400,13 @@ def analyze(
     import torch
     from rich.table import Table
 
+    from vlir.modeling import resolve_device
     from vlir.perception import PerceptionModel
     from vlir.perception import analyze as run_analysis
 
     paths = expand_inputs(inputs)
-    perception = PerceptionModel.from_pretrained(model)
+    target = resolve_device(device)
+    perception = PerceptionModel.from_pretrained(model).to(target)
     reports, failures = [], 0
     for path in paths:
         try:
@@ -403,7 +416,7 @@ def analyze(
             err.print(f"vlir: error: {exc.one_line()}", markup=False, highlight=False)
             continue
         with torch.inference_mode():
-            result = run_analysis(perception, image.to_tensor())
+            result = run_analysis(perception, image.to_tensor().to(target))
         if as_json:
             reports.append({"image": str(path), **result.to_dict()})
             continue
@@ -451,6 +464,7 @@ def serve(
     browser: Annotated[
         bool, typer.Option("--browser", help="Open the page in a browser once it is up.")
     ] = False,
+    device: Device = "auto",
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Restore photos in a web page on this machine (analyse, edit the prompt, restore,
@@ -467,7 +481,7 @@ def serve(
     from vlir.pipeline import Restorer
     from vlir.serve import Service, build_app, upload_limit, write_examples
 
-    restorer = Restorer.from_pretrained(model, refiner=refiner)
+    restorer = Restorer.from_pretrained(model, refiner=refiner, device=device)
     with tempfile.TemporaryDirectory(prefix="vlir-serve-") as workdir:
         service = Service(restorer, Path(workdir) / "results", max_pixels=max_pixels)
         examples = write_examples(Path(workdir) / "examples")

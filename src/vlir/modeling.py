@@ -41,6 +41,35 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
     return path
 
 
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+"""What ``resolve_device`` takes."""
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """Where vlir's networks run: ``auto`` is the first CUDA GPU where torch can use one,
+    else the CPU. A device that is not here is refused in one line, before any work,
+    rather than by torch's traceback at the first tensor moved. Apple's MPS is refused:
+    the restorer's tiled statistics are summed in float64, which MPS lacks."""
+    text = str(name).strip().lower()
+    if text == "auto":
+        text = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise VlirError(f"unknown device {name!r} (one of: {', '.join(DEVICES)})") from None
+    if device.type == "cpu":
+        return torch.device("cpu")
+    if device.type != "cuda":
+        raise VlirError(f"device {name!r} is not supported (one of: {', '.join(DEVICES)})")
+    if not torch.cuda.is_available():
+        raise VlirError(f"device {name!r}: torch sees no CUDA GPU here (use cpu or auto)")
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise VlirError(f"device {name!r}: this machine has {count} CUDA GPU(s), from cuda:0")
+    index = torch.cuda.current_device() if device.index is None else device.index
+    return torch.device("cuda", index)
+
+
 def weights_fingerprint(model: PretrainedModel) -> str:
     """A short hash of a model's saved tensors (as float32, so a half-precision copy
     loaded back hashes alike): what a model trained on another's outputs records, so that

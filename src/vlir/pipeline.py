@@ -43,7 +43,7 @@ from vlir.deconvolution import (
 from vlir.degradations import RestorationPrompt, get_op
 from vlir.errors import VlirError
 from vlir.io import as_hwc, is_grey, luma
-from vlir.modeling import CONFIG_NAME, resolve_checkpoint, weights_fingerprint
+from vlir.modeling import CONFIG_NAME, resolve_checkpoint, resolve_device, weights_fingerprint
 from vlir.perception import Analysis, PerceptionModel, analyze, load_perception
 from vlir.perception.analyze import too_small
 from vlir.perception.jpeg_grid import GRID, jpeg_grid_start
@@ -454,16 +454,32 @@ class Restorer:
         """Reads semantic prompts (perception's caption-aligned tower where the model
         was trained with it)."""
         self._refiner = refiner
+        self.device = next(self.perception.parameters()).device
+        """Where the networks run (``to``); the photo and the numpy work stay on the CPU."""
         if model is None:
             self.load_refiner()
 
+    def to(self, device: str | torch.device) -> Restorer:
+        """Runs the networks on ``device`` (``resolve_device``: "cuda", "cpu", "auto"), as
+        diffusers' ``pipeline.to``. The photo stays in CPU memory, as do the numpy steps
+        (the JPEG grid, deconvolution, blending); each tile goes to the device and back, so
+        the device holds the networks and one tile's features whatever the photo's size."""
+        self.device = resolve_device(device)
+        for part in (self.model, self.perception, self.analyzer, self.text, self.semantic_text):
+            if part is not None:
+                part.to(self.device)
+        if not isinstance(self._refiner, str):
+            self._refiner.to(self.device)
+        return self
+
     def load_refiner(self) -> Refiner:
-        """The refiner, loaded now if it was given by name."""
+        """The refiner, loaded now if it was given by name (on this restorer's device)."""
         from vlir.diffusion import Refiner
 
         if not isinstance(self._refiner, Refiner):
             self._refiner = Refiner.from_pretrained(self._refiner)
-        for part in (self._refiner.adaptor, self._refiner.prior):  # (a no-op once converted)
+        self._refiner.to(self.device)  # (each a no-op once done)
+        for part in (self._refiner.adaptor, self._refiner.prior):
             part.to(memory_format=CHANNELS_LAST)
         return self._refiner
 
@@ -474,10 +490,22 @@ class Restorer:
         *,
         refiner: str = "refiner",
         analyzer: str | os.PathLike[str] | None = "perception",
+        device: str | torch.device = "cpu",
     ) -> Restorer:
         """A restorer checkpoint (``restorer``, ``lmdir``) or a diffusion restorer
         (``vlmir``, ``spire``), with the towers its config names; ``analyzer``: the
-        perception that reads the photo (None: the one the model's tokens come from)."""
+        perception that reads the photo (None: the one the model's tokens come from);
+        ``device``: where the networks run (``to``)."""
+        target = resolve_device(device)  # (a device not here is refused before loading)
+        return cls._load(name_or_path, refiner, analyzer).to(target)
+
+    @classmethod
+    def _load(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        refiner: str,
+        analyzer: str | os.PathLike[str] | None,
+    ) -> Restorer:
         path = resolve_checkpoint(name_or_path)
         reader = None if analyzer is None else PerceptionModel.from_pretrained(analyzer)
         model_type = json.loads((path / CONFIG_NAME).read_text()).get("model_type")
@@ -594,16 +622,19 @@ class Restorer:
         def aligned(planes: torch.Tensor) -> torch.Tensor:
             return F.pad(planes, (left, 0, top, 0), mode="reflect") if top or left else planes
 
+        def read(model: PerceptionModel, planes: torch.Tensor) -> Analysis:
+            return analyze(model, planes.to(self.device))
+
         framed, pixels = pixels, aligned(pixels)
-        analysis = analyze(self.analyzer, pixels)
+        analysis = read(self.analyzer, pixels)
         if (top or left) and not removes_jpeg(prompt, analysis):
             # a grid read in a photo with no JPEG to remove is no reason to touch its frame
             grid, top, left, pixels = (0, 0), 0, 0, framed
-            analysis = analyze(self.analyzer, pixels)
+            analysis = read(self.analyzer, pixels)
         del framed  # (a 12-megapixel photo: 144 MB)
         perception: Perception = analysis.perception
         if self.analyzer is not self.perception:
-            perception = analyze(self.perception, pixels).perception
+            perception = read(self.perception, pixels).perception
         automatic = prompt is None
         if automatic:
             request = analysis.prompt if analysis.found else RestorationPrompt.blind_prompt()
@@ -659,9 +690,10 @@ class Restorer:
                 part = view_reference[..., y : y + patch.shape[-2], x : x + patch.shape[-1]]
                 # a tile padded to the network's multiple gets its reference padded alike
                 pad = (0, patch.shape[-1] - part.shape[-1], 0, patch.shape[-2] - part.shape[-2])
-                part = F.pad(part, pad, mode="replicate")
+                part = F.pad(part, pad, mode="replicate").to(self.device)
                 condition = make_conditioning(perception, encoded, semantic_encoded, None, part)
-            restored_patch = self.model(patch.contiguous(memory_format=CHANNELS_LAST), condition)
+            on_device = patch.to(self.device, memory_format=CHANNELS_LAST)
+            restored_patch = self.model(on_device, condition).cpu()
             passes.tick()
             return restored_patch
 
@@ -776,7 +808,7 @@ class Restorer:
         caption = None if semantic is None else (semantic.tokens, semantic.mask)
 
         def run(patch: torch.Tensor, corner: tuple[int, int]) -> torch.Tensor:
-            restored_tile, degraded_tile, noise_tile = patch.split(3, dim=1)
+            restored_tile, degraded_tile, noise_tile = patch.to(self.device).split(3, dim=1)
             refined = refiner(
                 restored_tile,
                 degraded_tile,
@@ -787,7 +819,7 @@ class Restorer:
                 caption_mask=None if caption is None else caption[1],
             )
             passes.tick()
-            return refined
+            return refined.cpu()
 
         height, width = degraded.shape[-2:]
         tile = tile_size if use_tiles else max(height, width)

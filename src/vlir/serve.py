@@ -146,7 +146,7 @@ class Service:
         """The findings table and the prompt they suggest (to edit and restore with)."""
         image = self._load(upload, "photo")
         with torch.inference_mode():
-            analysis = analyze(self.restorer.analyzer, image.to_tensor())
+            analysis = analyze(self.restorer.analyzer, image.to_tensor().to(self.restorer.device))
         suggested = analysis.prompt.format() if analysis.found else ""
         return findings_markdown(analysis), suggested
 

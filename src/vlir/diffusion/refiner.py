@@ -37,6 +37,12 @@ class Refiner:
         adaptor = RefinerAdaptor.from_pretrained(name_or_path)
         return cls(adaptor, PriorDenoiser.from_pretrained(adaptor.config.prior))
 
+    def to(self, device: torch.device | str) -> Refiner:
+        """Both networks to ``device`` (the pipeline's ``Restorer.to``)."""
+        self.adaptor.to(device)
+        self.prior.to(device)
+        return self
+
     @property
     def multiple(self) -> int:
         return self.adaptor.config.multiple

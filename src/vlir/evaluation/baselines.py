@@ -292,28 +292,30 @@ BASELINES: dict[str, Callable[[], Method]] = {
 }
 
 
-def _restorer_method(path: str, ensemble: bool = False) -> Method:
+def _restorer_method(path: str, device: str = "cpu", ensemble: bool = False) -> Method:
     from vlir.evaluation.models import RestorerMethod
 
-    return RestorerMethod(path, ensemble=ensemble)
+    return RestorerMethod(path, ensemble=ensemble, device=device)
 
 
-def _refiner_method(path: str) -> Method:
+def _refiner_method(path: str, device: str = "cpu") -> Method:
     from vlir.evaluation.models import refiner_method
 
-    return refiner_method(path)
+    return refiner_method(path, device=device)
 
 
-MODEL_METHODS: dict[str, Callable[[str], Method]] = {
+MODEL_METHODS: dict[str, Callable[[str, str], Method]] = {
     "restorer": _restorer_method,
     "refiner": _refiner_method,
 }
-"""model_type -> loader of a vlir checkpoint as a Method; restoring models register here."""
+"""model_type -> loader of a vlir checkpoint (folder, device) as a Method; restoring
+models register here."""
 
 
-def get_method(name: str) -> Method:
-    """A baseline by name, or a vlir checkpoint (shipped name or folder) that restores;
-    a restorer's name ending "+x8" is its self-ensemble (``ENSEMBLE_SUFFIX``)."""
+def get_method(name: str, *, device: str = "cpu") -> Method:
+    """A baseline by name, or a vlir checkpoint (shipped name or folder) that restores,
+    its networks on ``device`` (``vlir.modeling.resolve_device``; baselines run on the
+    CPU); a restorer's name ending "+x8" is its self-ensemble (``ENSEMBLE_SUFFIX``)."""
     if name in BASELINES:
         return BASELINES[name]()
     from vlir.evaluation.models import ENSEMBLE_SUFFIX
@@ -326,11 +328,11 @@ def get_method(name: str) -> Method:
     if config.exists():
         model_type = json.loads(config.read_text()).get("model_type", "?")
         if ensemble and model_type == "restorer":
-            return _restorer_method(str(folder), ensemble=True)
+            return _restorer_method(str(folder), device, ensemble=True)
         if ensemble:
             raise VlirError(f"{name}: only a restorer checkpoint has a self-ensemble")
         if model_type in MODEL_METHODS:
-            return MODEL_METHODS[model_type](str(folder))
+            return MODEL_METHODS[model_type](str(folder), device)
         raise VlirError(f"{name}: a {model_type!r} checkpoint does not restore images")
     known = ", ".join(BASELINES)
     raise VlirError(f"unknown method {name!r}: not a baseline ({known}) nor a checkpoint") from None

@@ -33,6 +33,7 @@ class RestorerMethod(Method):
         refine_steps: int = 0,
         seed: int = 0,
         ensemble: bool = False,
+        device: str = "cpu",
     ) -> None:
         from vlir.pipeline import Restorer
 
@@ -41,7 +42,7 @@ class RestorerMethod(Method):
             self.name += f"+refine{refine_steps}"
         if ensemble:
             self.name += ENSEMBLE_SUFFIX
-        self.restorer = Restorer.from_pretrained(path, refiner=refiner)
+        self.restorer = Restorer.from_pretrained(path, refiner=refiner, device=device)
         self.prompt, self.refine_steps, self.seed = prompt, refine_steps, seed
         self.ensemble = ensemble
 
@@ -59,7 +60,7 @@ class RestorerMethod(Method):
         ).image
 
 
-def refiner_method(path: str, steps: int = 1) -> RestorerMethod:
+def refiner_method(path: str, steps: int = 1, *, device: str = "cpu") -> RestorerMethod:
     """A refiner checkpoint as a method: its restorer, then ``steps`` of refinement; a
     diffusion restorer (no restorer before it: vlmir, spire) samples its own steps."""
     from vlir.diffusion import RefinerAdaptor
@@ -68,7 +69,7 @@ def refiner_method(path: str, steps: int = 1) -> RestorerMethod:
         json.loads((Path(path) / "config.json").read_text())
     ).restorer
     if restorer is None:
-        return RestorerMethod(path)
-    method = RestorerMethod(restorer, refiner=path, refine_steps=steps)
+        return RestorerMethod(path, device=device)
+    method = RestorerMethod(restorer, refiner=path, refine_steps=steps, device=device)
     method.name = f"{Path(path).name}{steps}"
     return method

@@ -124,13 +124,14 @@ def analyze(
     strength = local.strength.mean(0).cpu().numpy()
     whole = F.interpolate(image, size=config.train_size, mode="area")
     overall = model(whole)
+    presence = torch.from_numpy(probability).clamp(1e-6, 1 - 1e-6)
     perception = Perception(
         deg_embedding=F.normalize(local.deg_embedding.mean(0, keepdim=True), dim=-1),
         content_embedding=overall.content_embedding,
         deg_tokens=local.deg_tokens.mean(0, keepdim=True),
         content_tokens=overall.content_tokens,
-        presence_logits=torch.logit(torch.from_numpy(probability).clamp(1e-6, 1 - 1e-6))[None],
-        strength=torch.from_numpy(strength)[None],
+        presence_logits=torch.logit(presence)[None].to(image.device),
+        strength=torch.from_numpy(strength)[None].to(image.device),
     )
     thresholds = model.decision_thresholds() if calibrated else np.full(len(config.ops), 0.5)
     findings = [

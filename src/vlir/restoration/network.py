@@ -161,7 +161,7 @@ class RestorerModel(PretrainedModel):
         changes = {"statistics_window": window} | ({"norm": norm} if norm else {})
         copy = RestorerModel(replace(self.config, **changes))
         copy.load_state_dict(self.state_dict())
-        return copy.train(self.training)
+        return copy.to(next(self.parameters()).device).train(self.training)
 
     def encode_prompt(self, conditioning: Conditioning) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompt tokens [B, Q, D] and vector [B, D] from the prompt and degradation tokens."""
