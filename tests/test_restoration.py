@@ -443,6 +443,11 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     expected = np.clip(wiener_deconvolve(softened, narrower, balance), 0, 1)
     assert np.allclose(stated.image, expected, atol=1e-5)
     assert "blur by deconvolution (a Gaussian of sigma 1.20, as stated)" in stated.report()
+    record = json.loads(json.dumps(stated.to_dict()))  # (all of it JSON as it is)
+    assert record["action"] == "deconvolved" and record["prompt"] == "deblur with sigma 1.2"
+    assert record["deconvolution"]["gaussian_sigma"] == 1.2
+    assert record["deconvolution"]["sigma_stated"] and not record["deconvolution"]["sharp"]
+    assert record["report"] == stated.report() and not record["automatic"]
     # automatic, the analyzer's reading (in its prompt as a number) is checked against
     # the estimate: read far too wide, the estimate's narrower fitted width is divided out
     analyze = vlir.pipeline.analyze
@@ -462,6 +467,7 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     assert kept.kernel is not None and kernel_spread(kept.kernel) == 0.0
     assert np.array_equal(kept.image, photo)
     assert "no blur to deconvolve (the photo reads sharp)" in kept.report()
+    assert kept.to_dict()["deconvolution"]["sharp"] and both.to_dict()["action"] == "restored"
     assert np.array_equal(restorer(photo[:2, :3], prompt="deblur").image, photo[:2, :3])
     light = "remove defocus blur; remove jpeg artifacts with quality 90"
     both = restorer(blurred, prompt=light)  # a light JPEG is left, the blur deconvolved
@@ -686,6 +692,19 @@ def test_restore_cli(tiny_checkpoints: Path, tmp_path: Path, photo: np.ndarray) 
         timeout=300,
     )
     assert bad.returncode == 1 and "strength" in bad.stderr
+    inputs = [str(tmp_path / "in.png"), str(tmp_path / "bad.jpg")]
+    as_json = subprocess.run(
+        [*command, *inputs, "-o", str(tmp_path / "j"), "--prompt", "denoise", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert as_json.returncode == 1 and "bad.jpg" in as_json.stderr  # the batch went on
+    (report,) = json.loads(as_json.stdout)  # stdout is the JSON alone
+    assert report["input"] == str(tmp_path / "in.png") and report["device"] == "cpu"
+    assert report["output"] == str(tmp_path / "j" / "in.png")
+    assert report["action"] == "restored" and report["prompt"] == "denoise"
+    assert report["report"].startswith("found: ") and "all" in report["analysis"]
     PILImage.fromarray(rgba[:8, :8]).save(tmp_path / "icon.png")
     small = subprocess.run(
         [*command, str(tmp_path / "icon.png"), str(tmp_path / "in.png"), "-o", str(tmp_path / "s")],

@@ -7,6 +7,7 @@ traceback; a batch goes on past a bad file and exits non-zero at the end.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -332,6 +333,14 @@ def restore(
     seed: Annotated[int, typer.Option("--seed", help="Refinement noise seed (with --refine).")] = 0,
     refiner: RefinerName = "refiner",
     device: Device = "auto",
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the reports as JSON (one array, after the last photo) instead of "
+            "a line per photo.",
+        ),
+    ] = False,
     overwrite: Overwrite = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
@@ -377,9 +386,16 @@ def restore(
                 progress=on_pass,
             )
         save_image(dst, image.with_rgb(result.image), overwrite=overwrite)
-        out.print(f"{dst}: {result.report()}", markup=False, highlight=False)
+        if as_json:
+            where = {"input": str(src), "output": str(dst), "device": str(restorer.device)}
+            reports.append(where | result.to_dict())
+        else:
+            out.print(f"{dst}: {result.report()}", markup=False, highlight=False)
 
+    reports: list[dict] = []
     failures = _run_batch(pairs, "restoring", work)
+    if as_json:
+        out.print(json.dumps(reports, indent=2), markup=False, highlight=False)
     if failures:
         raise typer.Exit(1)
 
@@ -395,8 +411,6 @@ def analyze(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Say what is wrong with each photo, how strongly, and the prompt that would fix it."""
-    import json
-
     import torch
     from rich.table import Table
 

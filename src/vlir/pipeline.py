@@ -154,6 +154,48 @@ class Restoration:
     """The haze probability of a photo dehazed because nothing was found but it reads
     faintly hazy (``HAZE_HINT``); None otherwise."""
 
+    @property
+    def action(self) -> str:
+        """What became of the photo: "kept" (returned as it is: it reads clean and sharp,
+        or enlarged), "deconvolved" (its blur divided out, no network), "diffusion"
+        (sampled by a diffusion restorer) or "restored" (by the restorer)."""
+        if self.kept or self.enlarged is not None:
+            return "kept"
+        if self.kernel is not None:
+            return "deconvolved"
+        return "diffusion" if self.diffusion else "restored"
+
+    def to_dict(self) -> dict:
+        """The report for scripts (``vlir restore --json``): the reading, the request and
+        what was done, each as a field rather than a phrase."""
+        deconvolution = None
+        if self.kernel is not None:
+            deconvolution = {
+                "kernel_size": list(self.kernel.shape),
+                "sharp": kernel_spread(self.kernel) == 0.0,
+                "gaussian_sigma": None if self.sigma is None else round(self.sigma, 4),
+                "sigma_stated": self.sigma_stated,
+                "left": list(self.left),
+            }
+        return {
+            "analysis": self.analysis.to_dict(),
+            "automatic": self.automatic,
+            "prompt": self.prompt,
+            "action": self.action,
+            "enlarged": self.enlarged,
+            "hazy": self.hazy,
+            "deconvolution": deconvolution,
+            "tiles": self.tiles,
+            "gathering_passes": self.gathered,
+            "views": self.views,
+            "reference": self.reference,
+            "refine_steps": self.refine_steps,
+            "seed": self.seed,
+            "jpeg_grid_moved_from": list(self.grid) if self.grid != (0, 0) else None,
+            "seconds": round(self.seconds, 3),
+            "report": self.report(),
+        }
+
     def report(self) -> str:
         if self.kept:
             return (
