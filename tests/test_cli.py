@@ -144,6 +144,17 @@ def test_alpha_and_16bit_survive_degrade(tmp_path: Path) -> None:
     assert np.allclose(image.alpha, 40000 / 65535, atol=1e-6)
 
 
+def test_a_grey_photo_is_degraded_as_stated(tmp_path: Path) -> None:
+    """Noise on a grey file is one plane: sigma 25 is 25 in the grey file written (drawn
+    per channel, the file's luma kept 16.8 of it)."""
+    PILImage.fromarray(np.full((128, 128), 128, np.uint8)).save(tmp_path / "grey.png")
+    result = vlir("degrade", "grey.png", "-o", "noisy.png", "--ops", "noise sigma=25", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = PILImage.open(tmp_path / "noisy.png")
+    assert written.mode == "L"
+    assert abs(float(np.asarray(written, np.float64).std()) - 25) < 1.0
+
+
 def test_example_and_version(tmp_path: Path) -> None:
     assert vlir("example", "-o", "ex.png", cwd=tmp_path).returncode == 0
     assert load_image(tmp_path / "ex.png").width == 512

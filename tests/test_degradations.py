@@ -17,6 +17,7 @@ from vlir.degradations import (
     imresize,
     parse_ops,
 )
+from vlir.degradations.jpeg import jpeg_roundtrip
 from vlir.errors import VlirError
 
 
@@ -45,6 +46,30 @@ def test_shot_noise_variance_grows_with_brightness() -> None:
         flat = np.full((200, 200, 3), level, np.float32)
         variance = float((op.apply(flat, params) - flat).var())
         assert variance == pytest.approx(level / 50, rel=0.05)
+
+
+def test_a_grey_photo_gets_one_plane_of_noise_and_stays_grey(photo: np.ndarray) -> None:
+    """A black-and-white photo's grain is one plane, as its file is: drawn per channel and
+    saved grey, sigma-25 noise came out 16.8. Colour photos draw as they always did (the
+    same bytes from the same records)."""
+    from vlir.degradations.base import rng_for
+    from vlir.io import is_grey, luma
+
+    grey = np.repeat(luma(photo), 3, axis=2)
+    for ops in ("noise sigma=25", "shot_noise peak=30", "low_light exposure=0.2", "jpeg"):
+        degraded = parse_ops(ops, np.random.default_rng(0)).apply(grey)
+        assert is_grey(degraded), ops
+        assert not is_grey(parse_ops(ops, np.random.default_rng(0)).apply(photo)), ops
+    flat = np.full((256, 256, 3), 0.5, np.float32)
+    noise = get_op("noise")
+    noisy = noise.apply(flat, noise.params_type(sigma=25, seed=3))
+    assert abs(float((luma(noisy) - 0.5).std()) * 255 - 25) < 0.5  # what a grey file keeps
+    quality = get_op("jpeg").params_type(quality=20)
+    one_channel = jpeg_roundtrip(grey[..., 0], 20)  # a grey photo's JPEG has one channel
+    assert np.array_equal(get_op("jpeg").apply(grey, quality)[..., 1], one_channel)
+    colour = noise.apply(photo, noise.params_type(sigma=25, seed=3))
+    drawn = rng_for(3).standard_normal(photo.shape, dtype=np.float32)
+    assert np.array_equal(colour, photo + drawn * np.float32(25 / 255.0))
 
 
 def test_jpeg_low_quality_is_measurably_worse(photo: np.ndarray) -> None:

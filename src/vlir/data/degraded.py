@@ -47,7 +47,9 @@ class DegradedSampler:
     ) -> None:
         self.p_grey = p_grey
         """Share of photos turned grey before degrading: users bring black-and-white
-        photos, and a model that never saw one reads their missing colour as haze."""
+        photos, and a model that never saw one reads their missing colour as haze. The
+        engine degrades them as one plane (grey noise, a one-channel JPEG), as their files
+        are; before 2026-12-04 their noise was drawn per channel, which no grey file has."""
         self.crop = crop
         """Random (H, W) crops of each image before degrading; None uses it whole."""
         self.crop_context = crop_context

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import numpy as np
 
 from vlir.errors import VlirError
+from vlir.io import is_grey
 
 P = TypeVar("P")
 
@@ -180,3 +181,16 @@ def _coerce(op: str, key: str, raw: Any, annotation: Any) -> Any:
 def rng_for(seed: int) -> np.random.Generator:
     """The generator an op uses for its random parts, from its recorded seed."""
     return np.random.default_rng(seed)
+
+
+def one_plane(image: np.ndarray) -> bool:
+    """Whether ``image`` is a grey photo held as [H, W, 3] (R = G = B). Its grain is one
+    plane, as its file is: noise drawn per channel and saved grey (luma) came out a third
+    weaker than stated (sigma 25 wrote 16.8), so ops draw per-pixel noise once for it."""
+    return image.ndim == 3 and image.shape[-1] == 3 and is_grey(image)
+
+
+def noise_shape(image: np.ndarray) -> tuple[int, ...]:
+    """The shape an op draws per-pixel noise in for ``image``: [H, W, 1] for a grey photo
+    (``one_plane``; it broadcasts over the channels), else the image's own."""
+    return (*image.shape[:-1], 1) if one_plane(image) else image.shape

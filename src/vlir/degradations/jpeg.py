@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from vlir.degradations.base import Op, ParamRange
+from vlir.degradations.base import Op, ParamRange, one_plane
 
 
 def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
@@ -37,4 +37,6 @@ class Jpeg(Op[JpegParams]):
     numbers = " with quality {quality}"
 
     def apply(self, image: np.ndarray, params: JpegParams) -> np.ndarray:
+        if one_plane(image):  # a grey photo is saved as a one-channel JPEG (luma table only)
+            return np.repeat(jpeg_roundtrip(image[..., 0], params.quality)[..., None], 3, axis=2)
         return jpeg_roundtrip(image, params.quality)

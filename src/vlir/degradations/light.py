@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlir.degradations.base import Op, ParamRange, rng_for
+from vlir.degradations.base import Op, ParamRange, noise_shape, rng_for
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class LowLight(Op[LowLightParams]):
         read = params.noise / 255.0
         # Heteroscedastic sensor noise: variance = shot term (grows with signal) + read term.
         std = np.sqrt(4.0 * read**2 * dark / max(params.exposure, 1e-6) + read**2)
-        noise = rng_for(params.seed).standard_normal(image.shape, dtype=np.float32)
+        noise = rng_for(params.seed).standard_normal(noise_shape(image), dtype=np.float32)
         return np.clip(dark + noise * std.astype(np.float32), 0.0, 1.0)
 
 

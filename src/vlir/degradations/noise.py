@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vlir.degradations.base import Op, ParamRange, rng_for
+from vlir.degradations.base import Op, ParamRange, noise_shape, one_plane, rng_for
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class GaussianNoise(Op[GaussianNoiseParams]):
     stochastic = True
 
     def apply(self, image: np.ndarray, params: GaussianNoiseParams) -> np.ndarray:
-        noise = rng_for(params.seed).standard_normal(image.shape, dtype=np.float32)
+        noise = rng_for(params.seed).standard_normal(noise_shape(image), dtype=np.float32)
         return image + noise * np.float32(params.sigma / 255.0)
 
     def residual(
@@ -66,6 +66,8 @@ class ShotNoise(Op[ShotNoiseParams]):
     stochastic = True
 
     def apply(self, image: np.ndarray, params: ShotNoiseParams) -> np.ndarray:
-        photons = np.clip(image, 0.0, 1.0) * params.peak
+        grey = one_plane(image)  # (its photons counted once, for every channel alike)
+        photons = np.clip(image[..., :1] if grey else image, 0.0, 1.0) * params.peak
         counts = rng_for(params.seed).poisson(photons).astype(np.float32)
-        return counts / np.float32(params.peak)
+        noisy = counts / np.float32(params.peak)
+        return np.repeat(noisy, 3, axis=2) if grey else noisy
