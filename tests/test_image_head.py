@@ -151,6 +151,16 @@ def test_fitting_a_checkpoints_head_writes_a_calibrated_model(
     again = PerceptionModel.from_pretrained(tmp_path / "again")
     assert torch.equal(again.image_head.net.weight, fitted.image_head.net.weight)
     assert torch.is_grad_enabled()  # the command leaves the process as it found it
+    # a grey round: its draws are of the photos turned grey, one plane
+    grey_cache = tmp_path / "grey.pt"
+    grey = [*arguments[:-1], str(grey_cache), "--grey-rounds", "1"]
+    fit_image_head.main([str(base), "--out", str(tmp_path / "grey"), *grey])
+    grey_evidence, grey_truth, _ = torch.load(grey_cache).values()
+    assert torch.equal(grey_truth, truth) and not torch.equal(grey_evidence, evidence)
+    with pytest.raises(VlirError, match="--grey-rounds must be from 0 to --rounds"):
+        fit_image_head.main(
+            [str(base), "--out", str(tmp_path / "x"), *arguments[:-2], "--grey-rounds", "2"]
+        )
     # held-out F1 thresholds would undo the clean-photo cap: measured, never written
     from vlir.perception.calibrate import calibrate_checkpoint
 

@@ -27,7 +27,7 @@ import torch
 
 from vlir.degradations import OPS, DegradationRecord, Step, get_op
 from vlir.errors import VlirError
-from vlir.io import READ_SUFFIXES, load_image
+from vlir.io import READ_SUFFIXES, load_image, luma
 from vlir.modeling import CONFIG_NAME, resolve_checkpoint
 from vlir.perception.analyze import analyze
 from vlir.perception.model import PerceptionModel
@@ -56,18 +56,23 @@ def degrade(
 
 
 def photo_draws(
-    paths: Sequence[Path], seed: int, pairs: int = 4, triples: int = 0
+    paths: Sequence[Path], seed: int, pairs: int = 4, triples: int = 0, grey: bool = False
 ) -> Iterator[tuple[tuple[str, ...], torch.Tensor]]:
     """(ops, degraded [1, 3, H, W]) for each photo as it is, with every single op, with
     ``pairs`` random pairs and ``triples`` random triples of ops from different families.
     The photo as it is counts: a threshold chosen on degraded photos alone never pays for
-    reading a clean one as degraded, and clean photos are what many users bring."""
+    reading a clean one as degraded, and clean photos are what many users bring.
+    ``grey``: each photo turned grey first (BT.601 luma in every channel, as a grey file is
+    read; the engine degrades it as one plane): the shipped head, fitted on colour alone,
+    reads grey noise as JPEG (``benchmarks/grey.py``)."""
     rng = np.random.default_rng(seed)
     combos = op_combinations()
     two = [c for c in combos if len(c) == 2]
     three = [c for c in itertools.combinations(OPS, 3) if len({get_op(n).family for n in c}) == 3]
     for path in paths:
         clean = load_image(path).rgb
+        if grey:
+            clean = np.repeat(luma(clean), 3, axis=2)
         mixed = [two[i] for i in rng.choice(len(two), pairs, replace=False)]
         if triples:
             mixed += [three[i] for i in rng.choice(len(three), triples, replace=False)]
@@ -77,13 +82,17 @@ def photo_draws(
 
 @torch.no_grad()
 def collect(
-    model: PerceptionModel, paths: Sequence[Path], seed: int = 0, mixtures: int = 4
+    model: PerceptionModel,
+    paths: Sequence[Path],
+    seed: int = 0,
+    mixtures: int = 4,
+    grey: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(truth [M, N] in {0, 1}, probability [M, N]) over ``photo_draws`` of ``paths``
-    with ``mixtures`` pairs per photo."""
+    with ``mixtures`` pairs per photo (turned grey with ``grey``)."""
     ops = model.config.ops
     truth, probability = [], []
-    for combo, image in photo_draws(paths, seed, pairs=mixtures):
+    for combo, image in photo_draws(paths, seed, pairs=mixtures, grey=grey):
         found = analyze(model, image, calibrated=False)
         by_op = {f.op: f.probability for f in found.findings}
         truth.append([float(name in combo) for name in ops])

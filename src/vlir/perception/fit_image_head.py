@@ -12,6 +12,9 @@ scored on the held-out photos:
 
     python -m vlir.perception.fit_image_head runs/perception/best --out runs/perception-head
 
+``--grey-rounds N`` draws the photos grey in the last N rounds (black-and-white photos,
+degraded as one plane): the head fitted on colour alone reads grey noise as JPEG.
+
 ``--evidence FILE`` keeps the collected evidence (the slow part: about 0.15 s a draw on
 one CPU core), so a refit with another ``--hidden`` or ``--blend`` takes a minute or two;
 several files collected before (other seeds) are read together.
@@ -45,14 +48,14 @@ Evidence = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 @torch.no_grad()
 def collect_evidence(
-    model: PerceptionModel, paths: Sequence[Path], seed: int, triples: int = 2
+    model: PerceptionModel, paths: Sequence[Path], seed: int, triples: int = 2, grey: bool = False
 ) -> Evidence:
-    """The evidence of ``photo_draws`` of ``paths`` (4 pairs, ``triples`` triples);
-    ``photo`` indexes ``paths``."""
+    """The evidence of ``photo_draws`` of ``paths`` (4 pairs, ``triples`` triples; the
+    photos turned grey with ``grey``); ``photo`` indexes ``paths``."""
     evidence, truth, photo = [], [], []
     index = -1
     # triples too: the tower trains on up to three ops at once, and the restorer meets as many
-    for combo, image in photo_draws(paths, seed, pairs=4, triples=triples):
+    for combo, image in photo_draws(paths, seed, pairs=4, triples=triples, grey=grey):
         index += not combo  # each photo's draws start with the photo as it is
         local, view = read_tiles(model, image)
         evidence.append(image_evidence(local.presence_logits, view, model.config.signal_features))
@@ -112,6 +115,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1, help="of the first round (then +1)")
     parser.add_argument("--triples", type=int, default=2, help="random triples per photo")
     parser.add_argument(
+        "--grey-rounds",
+        type=int,
+        default=0,
+        help="of the rounds, how many draw the photos grey (the last ones); the held-out "
+        "photos are then also scored grey",
+    )
+    parser.add_argument(
         "--tile-ops",
         nargs="*",
         default=["low_light"],
@@ -145,8 +155,11 @@ def main(argv: list[str] | None = None) -> None:
         raise VlirError(f"{missing}: no such evidence (several files are only read)")
     else:
         train_paths = split_paths(args.data, args.holdout)[0]
+        if not 0 <= args.grey_rounds <= args.rounds:
+            raise VlirError(f"--grey-rounds must be from 0 to --rounds ({args.rounds})")
+        first_grey = args.rounds - args.grey_rounds
         parts = [
-            collect_evidence(model, train_paths, args.seed + r, args.triples)
+            collect_evidence(model, train_paths, args.seed + r, args.triples, r >= first_grey)
             for r in range(args.rounds)
         ]
         evidence = _joined(parts)
@@ -176,14 +189,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {args.out}")
     saved = PerceptionModel.from_pretrained(args.out)
     held_paths = split_paths(args.data, args.holdout)[1]
-    held_truth, probability = collect(saved, held_paths * args.check_rounds)
-    found = probability >= saved.decision_thresholds()
-    count = held_truth.sum(1)
-    for name, rows in (("single ops", count == 1), ("mixtures", count > 1)):
-        score = np.nanmean(f1(held_truth[rows], found[rows]))
-        print(f"held-out photos, {name}: mean F1 {score:.3f}")
-    clean = found[count == 0].any(1)
-    print(f"held-out photos as they are: {clean.sum()} of {len(clean)} draws with a finding")
+    for grey in (False, True) if args.grey_rounds else (False,):
+        held_truth, probability = collect(saved, held_paths * args.check_rounds, grey=grey)
+        found = probability >= saved.decision_thresholds()
+        count = held_truth.sum(1)
+        photos = "held-out photos" + (" turned grey" if grey else "")
+        for name, rows in (("single ops", count == 1), ("mixtures", count > 1)):
+            score = np.nanmean(f1(held_truth[rows], found[rows]))
+            print(f"{photos}, {name}: mean F1 {score:.3f}")
+        clean = found[count == 0].any(1)
+        print(f"{photos} as they are: {clean.sum()} of {len(clean)} draws with a finding")
 
 
 if __name__ == "__main__":
