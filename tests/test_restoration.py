@@ -467,7 +467,8 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     assert kept.kernel is not None and kernel_spread(kept.kernel) == 0.0
     assert np.array_equal(kept.image, photo)
     assert "no blur to deconvolve (the photo reads sharp)" in kept.report()
-    assert kept.to_dict()["deconvolution"]["sharp"] and both.to_dict()["action"] == "restored"
+    assert kept.to_dict()["deconvolution"]["sharp"] and kept.action == "kept"
+    assert both.to_dict()["action"] == "restored"
     assert np.array_equal(restorer(photo[:2, :3], prompt="deblur").image, photo[:2, :3])
     light = "remove defocus blur; remove jpeg artifacts with quality 90"
     both = restorer(blurred, prompt=light)  # a light JPEG is left, the blur deconvolved

@@ -157,12 +157,12 @@ class Restoration:
     @property
     def action(self) -> str:
         """What became of the photo: "kept" (returned as it is: it reads clean and sharp,
-        or enlarged), "deconvolved" (its blur divided out, no network), "diffusion"
-        (sampled by a diffusion restorer) or "restored" (by the restorer)."""
+        or enlarged, or its blur estimate is a point), "deconvolved" (its blur divided
+        out, no network), "diffusion" (sampled by a diffusion restorer) or "restored"."""
         if self.kept or self.enlarged is not None:
             return "kept"
         if self.kernel is not None:
-            return "deconvolved"
+            return "kept" if kernel_spread(self.kernel) == 0.0 else "deconvolved"
         return "diffusion" if self.diffusion else "restored"
 
     def to_dict(self) -> dict:
