@@ -9,10 +9,14 @@ every single op, and 4 random 2-op mixtures per image.
   combination wording among all single-op and valid 2-op wordings;
 - content retrieval: rank of the image's own caption among the 68 captions
   (recall@1, recall@5) from its degraded version;
+- on how many photos as they are (no op) it finds something;
 - which real photos in ../shared/data/samples are labelled correctly;
 - analysis time per 481x321 image on this CPU.
 
-    python benchmarks/perception.py [--model perception] [--out benchmarks/results/perception.md]
+``--grey`` turns every photo grey first (BT.601 luma in all three channels, as a grey file
+is read; the engine then degrades it as one plane, as it does a black-and-white photo).
+
+    python benchmarks/perception.py [--model perception] [--grey] [--out FILE.md]
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import torch
 
 from vlir.data import load_captions
 from vlir.degradations import OPS
-from vlir.io import load_image
+from vlir.io import load_image, luma
 from vlir.perception import PerceptionModel, analyze
 from vlir.perception.calibrate import degrade, f1, op_combinations
 from vlir.perception.labels import combination_text
@@ -42,6 +46,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--mixtures", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--grey", action="store_true", help="every photo turned grey first")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
@@ -57,11 +62,14 @@ def main() -> None:
     caption_emb = text([captions[p.stem] for p in paths]).pooled
     rng = np.random.default_rng(args.seed)
     rows: dict[str, list] = {"single": [], "mixture": []}
-    content_ranks, seconds = [], []
+    content_ranks, seconds, clean_findings = [], [], []
     noise_err, jpeg_err, retrieval_hits = [], [], []
     by_strength: dict[str, list[tuple[float, bool]]] = {name: [] for name in names}
     for index, path in enumerate(paths):
-        clean = load_image(path).rgb
+        clean = grey_if(load_image(path).rgb, args.grey)
+        # the photo as it is: anything found is false (no rng drawn, so the draws below
+        # stay those of runs without this count)
+        clean_findings.append([f.op for f in analyze(model, to_tensor(clean)).found])
         cases = [("single", (n,)) for n in names]
         mixtures = [c for c in combos if len(c) == 2]
         for pick in rng.choice(len(mixtures), args.mixtures, replace=False):
@@ -92,8 +100,8 @@ def main() -> None:
                 order = similarity[0].argsort(descending=True).tolist()
                 content_ranks.append(order.index(index) + 1)
     lines = [
-        f"Perception on CBSD68 ({len(paths)} images; in-project synthetic degradations, "
-        f"seed {args.seed}; model {args.model})",
+        f"Perception on CBSD68 ({len(paths)} images{', turned grey' if args.grey else ''}; "
+        f"in-project synthetic degradations, seed {args.seed}; model {args.model})",
         "",
         "| op | F1 single | F1 mixtures |",
         "|---|---:|---:|",
@@ -134,6 +142,8 @@ def main() -> None:
         f"- content retrieval among {len(paths)} captions (from sigma-noise degraded images): "
         f"recall@1 {np.mean(ranks <= 1):.3f}, recall@5 {np.mean(ranks <= 5):.3f} "
         f"(chance: {1 / len(paths):.3f}, {5 / len(paths):.3f})",
+        f"- photos as they are with a finding: {sum(map(bool, clean_findings))} of "
+        f"{len(paths)} ({', '.join(sorted({op for ops in clean_findings for op in ops})) or '-'})",
         f"- analysis time per 481x321 image: {np.median(seconds) * 1000:.0f} ms median "
         f"({torch.get_num_threads()} threads)",
         "",
@@ -144,7 +154,7 @@ def main() -> None:
     ]
     for folder, expected in SAMPLES.items():
         for path in sorted((DATA / "samples" / folder / "input").glob("*")):
-            result = analyze(model, load_image(path).to_tensor())
+            result = analyze(model, to_tensor(grey_if(load_image(path).rgb, args.grey)))
             found = [f.op for f in result.found]
             mark = "yes" if expected in found else "no"
             lines.append(
@@ -156,6 +166,16 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report + "\n")
+
+
+def grey_if(rgb: np.ndarray, grey: bool) -> np.ndarray:
+    """[H, W, 3] as it is, or its luma in all three channels (a grey file as read)."""
+    return np.repeat(luma(rgb), 3, axis=2) if grey else rgb
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """[H, W, 3] -> [1, 3, H, W]."""
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].float()
 
 
 if __name__ == "__main__":

@@ -310,6 +310,20 @@ def test_shipped_perception_reads_a_grainy_scan_as_faint_noise_at_most() -> None
     assert all(f.op == "noise" and f.strength <= 5 for f in found)
 
 
+def test_shipped_perception_states_grey_noise_on_the_engines_scale() -> None:
+    """The tower learned noise drawn per channel, two thirds of which reaches luma, so it
+    reads one-plane grey noise of sigma 25 as about 37; the shipped map states it back."""
+    from skimage import data
+
+    model = PerceptionModel.from_pretrained()
+    clean = np.repeat(data.camera().astype(np.float32)[..., None] / 255, 3, axis=2)
+    noisy = np.clip(parse_ops("noise sigma=25", np.random.default_rng(0)).apply(clean), 0, 1)
+    result = analyze(model, torch.from_numpy(noisy).permute(2, 0, 1)[None])
+    stated = next(f.strength for f in result.findings if f.op == "noise")
+    read = strength_value("noise", float(result.perception.strength[0, OP_NAMES.index("noise")]))
+    assert read > 31 and 20 <= stated <= 30
+
+
 def test_recipe_settings_from_the_command_line() -> None:
     from vlir.training.common import load_recipe, parse_settings
     from vlir.training.perception import PerceptionRecipe
@@ -442,3 +456,69 @@ def test_an_enlarged_photos_period_is_no_jpeg_grid() -> None:
         enlarged = np.clip(imresize(imresize(clean, 1 / scale), scale), 0, 1)
         for rows, cols in ((0, 0), (1, 3), (2, 2)):
             assert jpeg_grid_start(enlarged[rows:, cols:]) == (0, 0)
+
+
+def test_grey_strength_map_is_monotone_and_undoes_a_known_misreading() -> None:
+    """A tower that reads grey noise 1.5 times too strong (saturating at the top of its
+    range), as the shipped one does: the fitted map states the true strength back."""
+    from vlir.perception.grey_strength import fit_map
+
+    truth = np.random.default_rng(0).uniform(0, 1, 400)
+    read = np.clip(1.5 * truth, 0, 1)
+    reads, truths = fit_map(read, truth)
+    assert reads[0] == truths[0] == 0 and reads[-1] == 1
+    assert truths[-1] == pytest.approx(5 / 6, abs=0.03)  # what a saturated read hides: 2/3-1
+    assert np.all(np.diff(reads) > 0) and np.all(np.diff(truths) >= 0)
+    for value in (0.1, 0.3, 0.6):
+        assert np.interp(1.5 * value, reads, truths) == pytest.approx(value, abs=0.04)
+
+
+def test_analyze_states_a_grey_photos_strength_through_its_map() -> None:
+    """The map applies to a grey photo (R = G = B) alone; the tower's own reading, which the
+    models conditioned on it learned, is passed on unchanged."""
+    halved = {"noise": [[0.0, 1.0], [0.0, 0.5]]}
+    plain = PerceptionModel(TINY).eval()
+    mapped = PerceptionModel(dataclasses.replace(TINY, grey_strength=halved)).eval()
+    mapped.load_state_dict(plain.state_dict())
+    grey = torch.rand(1, 1, 96, 144).repeat(1, 3, 1, 1)
+    colour = torch.rand(1, 3, 96, 144)
+
+    def noise(model: PerceptionModel, image: torch.Tensor) -> tuple[float, torch.Tensor]:
+        result = analyze(model, image)
+        found = next(f for f in result.findings if f.op == "noise")
+        return found.strength, result.perception.strength
+
+    (grey_plain, tower_plain), (grey_mapped, tower_mapped) = noise(plain, grey), noise(mapped, grey)
+    read = float(tower_plain[0, OP_NAMES.index("noise")])
+    assert grey_plain == strength_value("noise", read)
+    assert grey_mapped == strength_value("noise", read / 2)
+    assert torch.equal(tower_plain, tower_mapped)
+    assert noise(plain, colour)[0] == noise(mapped, colour)[0]
+    for bad in ({"noise": [[0.0, 1.0]]}, {"noise": [[0.5, 0.5], [0, 1]]}, {"rainbow": [[0], [0]]}):
+        with pytest.raises(VlirError, match="grey_strength"):
+            PerceptionModel(dataclasses.replace(TINY, grey_strength=bad))
+
+
+def test_grey_strength_fit_keeps_maps_that_help_and_writes_them(
+    tmp_path: Path, tiny_training_data, capsys
+) -> None:
+    from vlir.perception.grey_strength import main
+
+    data, _ = tiny_training_data
+    folder = PerceptionModel(TINY).save_pretrained(tmp_path / "perception")
+    argv = [str(folder), "--data", str(data), "--holdout", "1", "--ops", "noise", "jpeg"]
+    main([*argv, "--check-rounds", "2", "--write"])
+    kept = set()
+    for line in capsys.readouterr().out.splitlines()[:2]:  # "op param error ... a -> b [kept]"
+        words = line.split()
+        before, after = float(words[-3 - ("kept" in words)]), float(words[-1 - ("kept" in words)])
+        assert ("kept" in words) == (after <= 0.9 * before)
+        kept |= {words[0]} if "kept" in words else set()
+    assert set(PerceptionModel.from_pretrained(folder).config.grey_strength) == kept
+    # a gain far below 0 keeps every map, whatever it does on the held-out photo
+    main([*argv, "--check-rounds", "2", "--gain", "-1000", "--write"])
+    maps = PerceptionModel.from_pretrained(folder).config.grey_strength
+    assert set(maps) == {"noise", "jpeg"}
+    assert all(reads[0] == 0 and reads[-1] == 1 for reads, _ in maps.values())
+    with pytest.raises(SystemExit):
+        main([str(folder), "--data", str(data), "--ops", "rainbow"])

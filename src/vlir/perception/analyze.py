@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from vlir.degradations import RestorationPrompt, get_op
 from vlir.perception.image_head import image_evidence
-from vlir.perception.labels import prompt_from_prediction, strength_value
+from vlir.perception.labels import grey_reading, prompt_from_prediction, strength_value
 from vlir.perception.model import Perception, PerceptionModel
 
 JPEG_GRID = 16
@@ -121,7 +121,10 @@ def analyze(
     if model.image_head is not None:
         evidence = image_evidence(local.presence_logits, view, config.signal_features)
         probability = torch.sigmoid(model.image_head(evidence))[0].cpu().numpy()
-    strength = local.strength.mean(0).cpu().numpy()
+    strength = local.strength.mean(0).cpu().numpy()  # [N] the tower's reading, normalised
+    stated = strength
+    if config.grey_strength and _one_plane(image):
+        stated = grey_reading(config.grey_strength, config.ops, strength)
     whole = F.interpolate(image, size=config.train_size, mode="area")
     overall = model(whole)
     presence = torch.from_numpy(probability).clamp(1e-6, 1 - 1e-6)
@@ -138,15 +141,20 @@ def analyze(
         Finding(
             name,
             float(probability[i]),
-            strength_value(name, strength[i]),
+            strength_value(name, stated[i]),
             get_op(name).strength,
             bool(probability[i] >= thresholds[i]),
         )
         for i, name in enumerate(config.ops)
     ]
     findings.sort(key=lambda f: -f.probability)
-    prompt = prompt_from_prediction(config.ops, probability, strength, thresholds)
+    prompt = prompt_from_prediction(config.ops, probability, stated, thresholds)
     return Analysis(findings, prompt, perception, too_small(image))
+
+
+def _one_plane(image: torch.Tensor) -> bool:
+    """Whether ``image`` [1, 3, H, W] holds one plane three times (a grey file as read)."""
+    return bool(torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2]))
 
 
 def too_small(image: torch.Tensor) -> str:

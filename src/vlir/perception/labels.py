@@ -36,6 +36,22 @@ def strength_value(op_name: str, normalised: float) -> float:
     return spec.quantise(spec.low + float(np.clip(normalised, 0, 1)) * (spec.high - spec.low))
 
 
+GreyMap = list[list[float]]
+"""[reads, truths]: knots of a monotone map of normalised strengths, reads increasing
+(``vlir.perception.grey_strength``)."""
+
+
+def grey_reading(maps: dict[str, GreyMap], ops: Sequence[str], strength: np.ndarray) -> np.ndarray:
+    """[N] normalised strengths the tower read on a grey photo -> [N] on the engine's scale
+    (``PerceptionConfig.grey_strength``; ops without a map as read)."""
+    mapped = np.array(strength, dtype=np.float64)
+    for i, name in enumerate(ops):
+        if name in maps:
+            reads, truths = maps[name]
+            mapped[i] = np.interp(mapped[i], reads, truths)
+    return mapped
+
+
 def combination_text(names: Sequence[str]) -> str:
     """The numberless wording of an op combination ("deblur; denoise"), in pipeline order."""
     ordered = sorted(names, key=lambda name: get_op(name).order)

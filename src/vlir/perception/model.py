@@ -12,7 +12,7 @@ cross-attention.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -68,6 +68,10 @@ class PerceptionConfig:
     thresholds: tuple[float, ...] | None = None
     """Per-op probability above which an op counts as found, calibrated on held-out
     training photos (``vlir.perception.calibrate``); None: 0.5 for every op."""
+    grey_strength: dict[str, list[list[float]]] = field(default_factory=dict)
+    """Per op, [reads, truths]: the monotone map ``analyze`` states a grey photo's strength
+    through (``vlir.perception.grey_strength``: the tower, taught on colour noise, reads
+    grey noise half as strong again); ops not named read as in colour."""
 
 
 @dataclass
@@ -150,6 +154,11 @@ class PerceptionModel(PretrainedModel):
         unknown = sorted(set(config.tile_ops) - set(config.ops))
         if unknown:
             raise VlirError(f"perception config: tile_ops names an op it has not: {unknown[0]}")
+        for name, knots in config.grey_strength.items():
+            if name not in config.ops or len(knots) != 2 or len(knots[0]) != len(knots[1]):
+                raise VlirError(f"perception config: grey_strength of {name!r} is not a map")
+            if np.any(np.diff(knots[0]) <= 0):
+                raise VlirError(f"perception config: grey_strength of {name!r} must read upward")
         self.content_tokens = nn.Sequential(
             nn.Conv2d(self.tower.out_channels, dim, 1), nn.GELU(), nn.Conv2d(dim, dim, 1)
         )
