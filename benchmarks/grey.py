@@ -21,7 +21,7 @@ import torch
 
 from vlir.degradations import parse_ops
 from vlir.evaluation import psnr
-from vlir.io import load_image, luma
+from vlir.io import grey_rgb, load_image
 from vlir.perception import analyze
 from vlir.pipeline import Restorer
 
@@ -58,7 +58,7 @@ def main() -> None:
         after: dict[str, list[float]] = {"colour": [], "grey": []}
         for index, path in enumerate(paths):
             photo = load_image(path).rgb
-            versions = {"colour": photo, "grey": np.repeat(luma(photo), 3, axis=2)}
+            versions = {"colour": photo, "grey": grey_rgb(photo)}
             for version, clean in versions.items():
                 degraded = np.clip(parse_ops(ops, np.random.default_rng(index)).apply(clean), 0, 1)
                 planes = torch.from_numpy(np.ascontiguousarray(degraded.transpose(2, 0, 1)))

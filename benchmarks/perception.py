@@ -30,7 +30,7 @@ import torch
 
 from vlir.data import load_captions
 from vlir.degradations import OPS
-from vlir.io import load_image, luma
+from vlir.io import grey_rgb, load_image
 from vlir.perception import PerceptionModel, analyze
 from vlir.perception.calibrate import degrade, f1, op_combinations
 from vlir.perception.labels import combination_text
@@ -170,7 +170,7 @@ def main() -> None:
 
 def grey_if(rgb: np.ndarray, grey: bool) -> np.ndarray:
     """[H, W, 3] as it is, or its luma in all three channels (a grey file as read)."""
-    return np.repeat(luma(rgb), 3, axis=2) if grey else rgb
+    return grey_rgb(rgb) if grey else rgb
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:

@@ -53,9 +53,9 @@ def test_a_grey_photo_gets_one_plane_of_noise_and_stays_grey(photo: np.ndarray) 
     saved grey, sigma-25 noise came out 16.8. Colour photos draw as they always did (the
     same bytes from the same records)."""
     from vlir.degradations.base import rng_for
-    from vlir.io import is_grey, luma
+    from vlir.io import grey_rgb, is_grey, luma
 
-    grey = np.repeat(luma(photo), 3, axis=2)
+    grey = grey_rgb(photo)
     for ops in ("noise sigma=25", "shot_noise peak=30", "low_light exposure=0.2", "jpeg"):
         degraded = parse_ops(ops, np.random.default_rng(0)).apply(grey)
         assert is_grey(degraded), ops

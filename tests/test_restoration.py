@@ -178,12 +178,12 @@ def test_a_grey_photo_comes_back_grey(
     """The network's three outputs differ even on a grey photo; it gets their luma, as a
     grey file is written back, not a tint nothing in the photo asked for."""
     import vlir.pipeline
-    from vlir.io import luma
+    from vlir.io import grey_rgb
     from vlir.pipeline import Restorer
 
     restorer = Restorer.from_pretrained(tiny_checkpoints)
     wake(restorer.model)
-    grey = np.repeat(luma(photo), 3, axis=2)
+    grey = grey_rgb(photo)
     with monkeypatch.context() as patch:
         patch.setattr(vlir.pipeline, "is_grey", lambda rgb: False)
         tinted = restorer(grey, prompt="denoise").image

@@ -121,6 +121,12 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return (rgb @ _GREY_WEIGHTS)[..., None]
 
 
+def grey_rgb(rgb: np.ndarray) -> np.ndarray:
+    """[H, W, 3] -> [H, W, 3] its luma in every channel: the photo as a grey file of it reads
+    back (R = G = B, which the engine degrades as one plane)."""
+    return np.repeat(luma(rgb), 3, axis=2)
+
+
 # ----------------------------------------------------------------------------- loading
 
 

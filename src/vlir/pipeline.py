@@ -42,7 +42,7 @@ from vlir.deconvolution import (
 )
 from vlir.degradations import RestorationPrompt, get_op
 from vlir.errors import VlirError
-from vlir.io import as_hwc, is_grey, luma
+from vlir.io import as_hwc, grey_rgb, is_grey
 from vlir.modeling import CONFIG_NAME, resolve_checkpoint, resolve_device, weights_fingerprint
 from vlir.perception import Analysis, PerceptionModel, analyze, load_perception
 from vlir.perception.analyze import too_small
@@ -805,7 +805,7 @@ class Restorer:
         output = pixels + float(strength) * (restored - pixels)
         result = output[0, :, top:, left:].clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32)
         if grey:  # a grey photo comes back grey, as a grey file is written (no tint made up)
-            result = np.repeat(luma(result), 3, axis=2)
+            result = grey_rgb(result)
         # deconvolved, or returned as it is: no tiles, views or reference were used
         untouched_by_model = kernel is not None or enlarged is not None or kept
         return Restoration(

@@ -27,7 +27,7 @@ import torch
 
 from vlir.degradations import OPS, DegradationRecord, Step, get_op
 from vlir.errors import VlirError
-from vlir.io import READ_SUFFIXES, load_image, luma
+from vlir.io import READ_SUFFIXES, grey_rgb, load_image
 from vlir.modeling import CONFIG_NAME, resolve_checkpoint
 from vlir.perception.analyze import analyze
 from vlir.perception.model import PerceptionModel
@@ -72,7 +72,7 @@ def photo_draws(
     for path in paths:
         clean = load_image(path).rgb
         if grey:
-            clean = np.repeat(luma(clean), 3, axis=2)
+            clean = grey_rgb(clean)
         mixed = [two[i] for i in rng.choice(len(two), pairs, replace=False)]
         if triples:
             mixed += [three[i] for i in rng.choice(len(three), triples, replace=False)]

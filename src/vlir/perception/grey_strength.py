@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from vlir.degradations import get_op
-from vlir.io import load_image, luma
+from vlir.io import grey_rgb, load_image
 from vlir.modeling import CONFIG_NAME, resolve_checkpoint
 from vlir.perception.analyze import read_tiles
 from vlir.perception.calibrate import degrade, split_paths
@@ -62,7 +62,7 @@ def grey_draws(
     rows: dict[str, list[tuple[float, float]]] = {name: [] for name in ops}
     names = model.config.ops
     for path in paths:
-        clean = np.repeat(luma(load_image(path).rgb), 3, axis=2)
+        clean = grey_rgb(load_image(path).rgb)
         for name in ops:
             image, record = degrade(clean, (name,), rng)
             truth = record_labels(record, names)[1][names.index(name)]
