@@ -8,7 +8,7 @@ op itself, and JPEG where it is not the op: the false finding grey noise gives),
 true op's strength as read, and PSNR to the clean photo of the degraded input and of
 automatic restoration (``--restore``; the grey version's on its grey).
 
-    python benchmarks/grey.py [--stride 20] [--restore]
+    python benchmarks/grey.py [--stride 20] [--restore] [--analyzer perception]
 """
 
 from __future__ import annotations
@@ -42,10 +42,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stride", type=int, default=20)
     parser.add_argument("--restore", action="store_true", help="also restore automatically")
+    parser.add_argument("--analyzer", default="perception", help="perception name or folder")
     args = parser.parse_args()
-    restorer = Restorer.from_pretrained()
+    restorer = Restorer.from_pretrained(analyzer=args.analyzer)
     paths = sorted(DATA.glob("*.jpg"))[:: args.stride]
-    print(f"{len(paths)} BSD400 photos (every {args.stride}th), colour / grey\n")
+    print(f"{len(paths)} BSD400 photos (every {args.stride}th), colour / grey; {args.analyzer}\n")
     header = "| op | found | JPEG found (not the op) | strength read | input dB |"
     print(header + (" automatic dB |" if args.restore else ""))
     print("|---|---|---|---|---|" + ("---|" if args.restore else ""))

@@ -72,6 +72,20 @@ def test_a_grey_photo_gets_one_plane_of_noise_and_stays_grey(photo: np.ndarray) 
     assert np.array_equal(colour, photo + drawn * np.float32(25 / 255.0))
 
 
+def test_every_op_but_a_colour_cast_keeps_a_grey_photo_exactly_grey(photo: np.ndarray) -> None:
+    """Filters run over three equal channels can round them apart (bicubic by 3: 1e-7), and
+    a grey photo read as colour loses its grey strengths and thresholds in ``analyze``."""
+    from vlir.io import grey_rgb, is_grey
+
+    grey = grey_rgb(photo)
+    rng = np.random.default_rng(0)
+    for name in OPS:
+        for _ in range(3):
+            step = parse_ops(name, rng).steps[0]
+            assert is_grey(DegradationRecord((step,)).apply(grey)) != (name == "color_cast"), step
+    assert is_grey(parse_ops("downsample scale=3, blur sigma=1.3", rng).apply(grey))
+
+
 def test_jpeg_low_quality_is_measurably_worse(photo: np.ndarray) -> None:
     op = get_op("jpeg")
     worst = psnr(op.apply(photo, op.params_type(quality=10)), photo)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -123,7 +124,8 @@ def test_fitting_a_checkpoints_head_writes_a_calibrated_model(
     fitted = PerceptionModel.from_pretrained(tmp_path / "head")
     assert fitted.config.image_head == 0 and fitted.config.thresholds is not None
     assert fitted.config.tile_ops == ("low_light",) and fitted.config.head_blend == 0.5
-    evidence, truth, photo = torch.load(cache).values()
+    evidence, truth, photo, grey = torch.load(cache).values()
+    assert not grey.any() and fitted.config.grey_thresholds is None
     # the two training photos (one of three is held out), each as it is, with every single
     # op, 4 pairs and 2 triples
     draws = 1 + len(OP_NAMES) + 4 + 2
@@ -133,7 +135,7 @@ def test_fitting_a_checkpoints_head_writes_a_calibrated_model(
     assert photo.tolist() == [0] * draws + [1] * draws
     # thresholds come from heads that never saw the photo they score
     weights = fitted.image_head.tile_weight.tolist()
-    scored = fit_image_head.out_of_fold((evidence, truth, photo), 0, 1e-4, 2, weights)
+    scored = fit_image_head.out_of_fold((evidence, truth, photo, grey), 0, 1e-4, 2, weights)
     other = fit_head(evidence[draws:], truth[draws:], 0)
     head = ImageHead(evidence.shape[1], len(OP_NAMES), 0, weights)
     head.load_state_dict(other.state_dict())
@@ -155,8 +157,55 @@ def test_fitting_a_checkpoints_head_writes_a_calibrated_model(
     grey_cache = tmp_path / "grey.pt"
     grey = [*arguments[:-1], str(grey_cache), "--grey-rounds", "1"]
     fit_image_head.main([str(base), "--out", str(tmp_path / "grey"), *grey])
-    grey_evidence, grey_truth, _ = torch.load(grey_cache).values()
+    grey_evidence, grey_truth, grey_photo, grey_draws = torch.load(grey_cache).values()
     assert torch.equal(grey_truth, truth) and not torch.equal(grey_evidence, evidence)
+    # a draw is grey as analyze tells: a colour cast makes a grey photo a colour one
+    tinted = grey_truth[:, OP_NAMES.index("color_cast")] == 1
+    assert torch.equal(grey_draws, ~tinted)
+    # both versions read together: each version's thresholds are set on its own draws
+    both = [*arguments[:-1], str(cache), str(grey_cache)]
+    fit_image_head.main([str(base), "--out", str(tmp_path / "both"), *both])
+    joined = fit_image_head.load_evidence([cache, grey_cache], tower)
+    scored = torch.sigmoid(fit_image_head.out_of_fold(joined, 0, 1e-4, 2, weights)).numpy()
+    truth_both, grey_rows = joined[1].numpy(), joined[3].numpy()
+    config = PerceptionModel.from_pretrained(tmp_path / "both").config
+    assert config.thresholds == pytest.approx(
+        best_thresholds(truth_both[~grey_rows], scored[~grey_rows], clean_rate=0.002)
+    )
+    assert config.grey_thresholds == pytest.approx(
+        best_thresholds(truth_both[grey_rows], scored[grey_rows], clean_rate=0.002)
+    )
+    # a grey head added to the colour-only fit: colour photos read exactly as before
+    added = [*arguments[:-1], str(grey_cache), "--grey-head"]
+    fit_image_head.main([str(tmp_path / "head"), "--out", str(tmp_path / "added"), *added])
+    with_grey = PerceptionModel.from_pretrained(tmp_path / "added")
+    assert with_grey.config.grey_head and with_grey.config.thresholds == fitted.config.thresholds
+    for key, value in fitted.state_dict().items():
+        assert torch.equal(with_grey.state_dict()[key], value), key
+    grey_only = tuple(x[grey_draws] for x in (grey_evidence, grey_truth, grey_photo, grey_draws))
+    scored = torch.sigmoid(fit_image_head.out_of_fold(grey_only, 0, 1e-4, 2, weights))
+    assert with_grey.config.grey_thresholds == pytest.approx(
+        best_thresholds(grey_only[1].numpy(), scored.numpy(), clean_rate=0.002)
+    )
+    own = fit_head(grey_only[0], grey_only[1], 0)
+    assert torch.allclose(with_grey.grey_image_head.net.weight, own.net.weight)
+    photo_grey = torch.rand(1, 1, 64, 96).expand(-1, 3, -1, -1)
+    photo_colour = torch.rand(1, 3, 64, 96)
+    for image, head in ((photo_grey, with_grey.grey_image_head), (photo_colour, fitted.image_head)):
+        local, view = read_tiles(with_grey, image)
+        expected = torch.sigmoid(head(image_evidence(local.presence_logits, view, signals.DIM)))
+        by_op = {f.op: f.probability for f in analyze(with_grey, image).findings}
+        assert [by_op[name] for name in OP_NAMES] == pytest.approx(expected[0].tolist(), abs=1e-5)
+    with pytest.raises(VlirError, match="needs grey draws"):
+        fit_image_head.main(
+            [str(tmp_path / "head"), "--out", str(tmp_path / "x"), *arguments, "--grey-head"]
+        )
+    with pytest.raises(VlirError, match="adds to a perception with an image head"):
+        fit_image_head.main([str(base), "--out", str(tmp_path / "x"), *added])
+    # refitting one head leaves no grey head behind
+    fit_image_head.main([str(tmp_path / "added"), "--out", str(tmp_path / "refit"), *arguments])
+    refit = PerceptionModel.from_pretrained(tmp_path / "refit")
+    assert not refit.config.grey_head and refit.grey_image_head is None
     with pytest.raises(VlirError, match="--grey-rounds must be from 0 to --rounds"):
         fit_image_head.main(
             [str(base), "--out", str(tmp_path / "x"), *arguments[:-2], "--grey-rounds", "2"]
@@ -183,6 +232,10 @@ def test_fitting_refuses_a_perception_without_statistics_or_foreign_evidence(
     with pytest.raises(VlirError, match="not evidence this command wrote"):
         fit_image_head.main([str(base), *out, "--evidence", str(cache)])
     torch.save({**foreign, "photo": torch.zeros(4, dtype=torch.long)}, cache)
+    with pytest.raises(VlirError, match="not evidence this command wrote"):  # no grey flags
+        fit_image_head.main([str(base), *out, "--evidence", str(cache)])
+    foreign = {**foreign, "photo": torch.zeros(4, dtype=torch.long), "grey": torch.zeros(4) > 0}
+    torch.save(foreign, cache)
     with pytest.raises(VlirError, match="evidence of another perception"):
         fit_image_head.main([str(base), *out, "--evidence", str(cache)])
     with pytest.raises(VlirError, match="no such evidence"):
@@ -202,3 +255,21 @@ def test_training_starts_from_a_model_with_a_head_and_leaves_the_head_behind() -
     with torch.no_grad():
         assert torch.equal(tower(images).presence_logits, fitted(images).presence_logits)
     assert tower.image_head is None
+
+
+def test_each_version_sets_its_own_thresholds_under_the_clean_photo_cap() -> None:
+    # one op: colour photos read it at 0.8 where present and 0.2 where not; the grey
+    # photos' clean draws read it at 0.85, which one shared cap would make the colour
+    # photos pay for with a threshold above 0.85
+    truth = np.array([1, 1, 0, 0, 1, 1, 0, 0], float)[:, None]
+    probability = np.array([0.8, 0.8, 0.2, 0.2, 0.9, 0.9, 0.85, 0.85])[:, None]
+    grey = np.array([False] * 4 + [True] * 4)
+    shared = best_thresholds(truth, probability, clean_rate=0.0)
+    assert shared[0] > 0.85
+    colour, grey_thresholds = fit_image_head.version_thresholds(truth, probability, grey, 0.0)
+    assert 0.2 < colour[0] <= 0.8 and grey_thresholds is not None
+    assert 0.85 < grey_thresholds[0] <= 0.9
+    assert fit_image_head.version_thresholds(truth, probability, grey & False, 0.0) == (
+        shared,
+        None,
+    )

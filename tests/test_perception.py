@@ -358,6 +358,25 @@ def test_calibrated_thresholds_decide_what_is_found() -> None:
         PerceptionModel(dataclasses.replace(TINY, thresholds=(0.5,))).decision_thresholds()
 
 
+def test_a_grey_photo_is_decided_by_the_grey_thresholds_where_the_model_has_them() -> None:
+    only_noise = tuple(0.0 if name == "noise" else 1.01 for name in OP_NAMES)
+    only_jpeg = tuple(0.0 if name == "jpeg" else 1.01 for name in OP_NAMES)
+    config = dataclasses.replace(TINY, thresholds=only_noise)
+    colour = torch.rand(1, 3, 64, 96)
+    grey = colour[:, :1].expand(-1, 3, -1, -1).clone()
+    shared = PerceptionModel(config).eval()
+    assert [f.op for f in analyze(shared, grey).found] == ["noise"]
+    model = PerceptionModel(dataclasses.replace(config, grey_thresholds=only_jpeg)).eval()
+    assert [f.op for f in analyze(model, colour).found] == ["noise"]
+    assert [f.op for f in analyze(model, grey).found] == ["jpeg"]
+    # one plane differing in a single value is a colour photo
+    grey[0, 2, 0, 0] = 1.0 - grey[0, 0, 0, 0]
+    assert [f.op for f in analyze(model, grey).found] == ["noise"]
+    with pytest.raises(VlirError, match="one threshold per op"):
+        short = dataclasses.replace(config, grey_thresholds=(0.5,))
+        PerceptionModel(short).decision_thresholds(grey=True)
+
+
 def test_best_thresholds_maximise_each_ops_f1() -> None:
     from vlir.perception.calibrate import best_thresholds, f1
 

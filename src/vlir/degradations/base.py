@@ -83,6 +83,11 @@ class Op(ABC, Generic[P]):
     """The numbered tail of the phrase, e.g. " with sigma {sigma}"."""
     stochastic: ClassVar[bool] = False
     """Whether the params carry a ``seed`` for the op's random parts."""
+    keeps_grey: ClassVar[bool] = True
+    """Whether a grey photo (``one_plane``) stays grey: its channels are then made one
+    again after ``apply``, since a filter run over three equal channels can round them
+    apart (OpenCV's vector paths, by 1e-7) and a photo read as colour loses its grey
+    handling downstream (``analyze``'s grey strengths and thresholds)."""
 
     # -- parameters ----------------------------------------------------------------
 

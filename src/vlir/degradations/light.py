@@ -58,6 +58,7 @@ class ColorCast(Op[ColorCastParams]):
     """A wrong white balance: per-channel gains that keep mean brightness."""
 
     name = "color_cast"
+    keeps_grey = False  # a tinted grey photo is a colour one (sepia, cyanotype)
     params_type = ColorCastParams
     ranges = (
         ParamRange("temperature", -1.0, 1.0, 2, "blue (-) to orange (+)"),

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from vlir.degradations.base import one_plane
 from vlir.degradations.prompt import PromptItem, RestorationPrompt
 from vlir.degradations.registry import get_op
 from vlir.errors import VlirError
@@ -32,7 +33,11 @@ class Step:
     params: Any
 
     def apply(self, image: np.ndarray) -> np.ndarray:
-        return get_op(self.op).apply(image, self.params)
+        op = get_op(self.op)
+        degraded = op.apply(image, self.params)
+        if op.keeps_grey and one_plane(image):
+            return np.repeat(degraded[..., :1], 3, axis=2)
+        return degraded
 
     def describe(self) -> str:
         return get_op(self.op).describe(self.params)

@@ -113,17 +113,21 @@ def analyze(
 ) -> Analysis:
     """``image`` [1, 3, H, W] in [0, 1] -> findings, prompt and conditioning tensors.
 
-    ``calibrated``: decide with the model's per-op thresholds (else 0.5 for all, as the
-    calibration itself needs)."""
+    ``calibrated``: decide with the model's per-op thresholds (a grey photo with its own,
+    where the model has them; else 0.5 for all, as the calibration itself needs)."""
     config = model.config
     local, view = read_tiles(model, image, max_tiles)
+    grey = one_plane(image)
     probability = torch.sigmoid(local.presence_logits).mean(0).cpu().numpy()
-    if model.image_head is not None:
+    head = model.image_head
+    if grey and model.grey_image_head is not None:
+        head = model.grey_image_head
+    if head is not None:
         evidence = image_evidence(local.presence_logits, view, config.signal_features)
-        probability = torch.sigmoid(model.image_head(evidence))[0].cpu().numpy()
+        probability = torch.sigmoid(head(evidence))[0].cpu().numpy()
     strength = local.strength.mean(0).cpu().numpy()  # [N] the tower's reading, normalised
     stated = strength
-    if config.grey_strength and _one_plane(image):
+    if config.grey_strength and grey:
         stated = grey_reading(config.grey_strength, config.ops, strength)
     whole = F.interpolate(image, size=config.train_size, mode="area")
     overall = model(whole)
@@ -136,7 +140,7 @@ def analyze(
         presence_logits=torch.logit(presence)[None].to(image.device),
         strength=torch.from_numpy(strength)[None].to(image.device),
     )
-    thresholds = model.decision_thresholds() if calibrated else np.full(len(config.ops), 0.5)
+    thresholds = model.decision_thresholds(grey) if calibrated else np.full(len(config.ops), 0.5)
     findings = [
         Finding(
             name,
@@ -152,7 +156,7 @@ def analyze(
     return Analysis(findings, prompt, perception, too_small(image))
 
 
-def _one_plane(image: torch.Tensor) -> bool:
+def one_plane(image: torch.Tensor) -> bool:
     """Whether ``image`` [1, 3, H, W] holds one plane three times (a grey file as read)."""
     return bool(torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2]))
 

@@ -68,6 +68,17 @@ class PerceptionConfig:
     thresholds: tuple[float, ...] | None = None
     """Per-op probability above which an op counts as found, calibrated on held-out
     training photos (``vlir.perception.calibrate``); None: 0.5 for every op."""
+    grey_head: bool = False
+    """A second image head, as wide as the first, decides grey photos (R = G = B exactly),
+    fitted on photos turned grey (``fit_image_head --grey-head``) while the first head and
+    its thresholds stay as they were. A grey photo carries no chroma: grey noise looks like
+    colour noise after JPEG took the chroma noise away, so a head fitted on colour alone
+    calls it JPEG, and one fitted on both versions lost a little on colour photos."""
+    grey_thresholds: tuple[float, ...] | None = None
+    """Per-op thresholds for a grey photo, set on grey draws by an image head's fit (the
+    grey head's, or a head fitted on both versions with ``--grey-rounds``); None:
+    ``thresholds``. One threshold for both versions let grey photos' readings (grey noise
+    read as JPEG) set the colour photos' threshold."""
     grey_strength: dict[str, list[list[float]]] = field(default_factory=dict)
     """Per op, [reads, truths]: the monotone map ``analyze`` states a grey photo's strength
     through (``vlir.perception.grey_strength``: the tower, taught on colour noise, reads
@@ -109,7 +120,7 @@ class AttentionPool(nn.Module):
 class PerceptionModel(PretrainedModel):
     config_class = PerceptionConfig
     model_type = "perception"
-    full_precision = ("image_head.",)
+    full_precision = ("image_head.", "grey_image_head.")
 
     def __init__(self, config: PerceptionConfig) -> None:
         super().__init__(config)
@@ -151,6 +162,11 @@ class PerceptionModel(PretrainedModel):
                 raise VlirError("perception config: head_blend must be from 0 to 1")
             weights = tile_weights(config.ops, config.tile_ops, config.head_blend)
             self.image_head = ImageHead(evidence, ops, config.image_head, weights)
+        self.grey_image_head: ImageHead | None = None
+        if config.grey_head:
+            if self.image_head is None:
+                raise VlirError("perception config: a grey head needs an image head")
+            self.grey_image_head = ImageHead(evidence, ops, config.image_head, weights)
         unknown = sorted(set(config.tile_ops) - set(config.ops))
         if unknown:
             raise VlirError(f"perception config: tile_ops names an op it has not: {unknown[0]}")
@@ -174,13 +190,16 @@ class PerceptionModel(PretrainedModel):
             values = {**values, "signal_features": signals.FIRST_DIM}
         return super().config_from_dict(values)
 
-    def decision_thresholds(self) -> np.ndarray:
-        """[N] the probability at which each op counts as found."""
-        if self.config.thresholds is None:
+    def decision_thresholds(self, grey: bool = False) -> np.ndarray:
+        """[N] the probability at which each op counts as found (in a grey photo, ``grey``)."""
+        thresholds = self.config.thresholds
+        if grey and self.config.grey_thresholds is not None:
+            thresholds = self.config.grey_thresholds
+        if thresholds is None:
             return np.full(len(self.config.ops), 0.5)
-        if len(self.config.thresholds) != len(self.config.ops):
+        if len(thresholds) != len(self.config.ops):
             raise VlirError("perception config: one threshold per op is needed")
-        return np.asarray(self.config.thresholds, dtype=np.float64)
+        return np.asarray(thresholds, dtype=np.float64)
 
     def forward(self, image: torch.Tensor) -> Perception:
         """``image`` [B, 3, H, W] in [0, 1] (any size: the tower pools globally)."""

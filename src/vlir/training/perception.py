@@ -210,10 +210,11 @@ def init_from(model: PerceptionModel, start: PerceptionModel) -> None:
     initialisation: the signal-statistics branch of a model trained without it, or the
     statistics appended since ``start`` was trained (their columns of the zero-initialised
     input layer stay zero, their standardisation starts at identity), so the grown model
-    first says exactly what ``start`` said. An image head of ``start`` is left behind: it
-    was fitted to that tower's logits, so a tower trained further needs its own."""
+    first says exactly what ``start`` said. The image heads of ``start`` are left behind:
+    they were fitted to that tower's logits, so a tower trained further needs its own."""
     optional = ("signal_norm.", "signal_in.")
-    state = {k: v for k, v in start.state_dict().items() if not k.startswith("image_head.")}
+    heads = ("image_head.", "grey_image_head.")
+    state = {k: v for k, v in start.state_dict().items() if not k.startswith(heads)}
     own = model.state_dict()
     for key, value in list(state.items()):
         if not key.startswith(optional) or key not in own or own[key].shape == value.shape:
