@@ -110,6 +110,8 @@ def test_an_image_head_needs_the_signal_statistics_and_known_tile_ops() -> None:
         PerceptionModel(dataclasses.replace(WITH_STATISTICS, image_head=0, tile_ops=("fog",)))
     with pytest.raises(VlirError, match="head_blend must be from 0 to 1"):
         PerceptionModel(dataclasses.replace(WITH_STATISTICS, image_head=0, head_blend=1.5))
+    with pytest.raises(VlirError, match="a grey head needs an image head"):
+        PerceptionModel(dataclasses.replace(WITH_STATISTICS, grey_head=True))
 
 
 def test_fitting_a_checkpoints_head_writes_a_calibrated_model(
