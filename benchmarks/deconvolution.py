@@ -40,6 +40,7 @@ from vlir.evaluation import parse_task, psnr
 from vlir.evaluation.baselines import get_method
 from vlir.evaluation.runner import PSNR_CAP
 from vlir.evaluation.tasks import dataset_images
+from vlir.io import to_tensor
 from vlir.perception import PerceptionModel, analyze
 from vlir.pipeline import deconvolution_request
 
@@ -69,9 +70,8 @@ def main() -> None:
         start = time.perf_counter()
         estimate = estimate_blur_kernel(sample.degraded)
         seconds.append(time.perf_counter() - start)
-        pixels = torch.from_numpy(np.ascontiguousarray(sample.degraded.transpose(2, 0, 1)))
         with torch.inference_mode():
-            analysis = analyze(analyzer, pixels[None])
+            analysis = analyze(analyzer, to_tensor(sample.degraded))
         plan = deconvolution_request(RestorationPrompt.blind_prompt(), analysis)
         planned = None if plan is None else plan.kernel(sample.degraded)
         ratio = ""  # the pipeline's estimate's spread over what the reading implies

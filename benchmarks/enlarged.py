@@ -24,7 +24,7 @@ import torch
 from vlir import pipeline
 from vlir.degradations import get_op, imresize
 from vlir.evaluation import psnr
-from vlir.io import load_image
+from vlir.io import load_image, to_tensor
 from vlir.perception import PerceptionModel, analyze
 from vlir.pipeline import Restorer
 
@@ -70,7 +70,7 @@ def benchmark_inputs(analyzer: PerceptionModel) -> None:
                 image = sample.degraded
                 if sample.scale > 1:  # as the restorer method is given it
                     image = imresize(np.clip(image, 0, 1), sample.scale)
-            pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+            pixels = to_tensor(image)
             with torch.inference_mode():
                 hint = enlarged_hint(analyze(analyzer, pixels.float()))
             count += 1
@@ -103,7 +103,7 @@ def main() -> None:
         height, width = clean.shape[:2]
         clean = clean[: height - height % 12, : width - width % 12]  # every scale divides
         for name, image in variants(clean).items():
-            pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+            pixels = to_tensor(image)
             with torch.inference_mode():
                 analysis = analyze(analyzer, pixels)
             found = {finding.op for finding in analysis.found}

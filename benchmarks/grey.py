@@ -21,7 +21,7 @@ import torch
 
 from vlir.degradations import parse_ops
 from vlir.evaluation import psnr
-from vlir.io import grey_rgb, load_image
+from vlir.io import grey_rgb, load_image, to_tensor
 from vlir.perception import analyze
 from vlir.pipeline import Restorer
 
@@ -62,9 +62,8 @@ def main() -> None:
             versions = {"colour": photo, "grey": grey_rgb(photo)}
             for version, clean in versions.items():
                 degraded = np.clip(parse_ops(ops, np.random.default_rng(index)).apply(clean), 0, 1)
-                planes = torch.from_numpy(np.ascontiguousarray(degraded.transpose(2, 0, 1)))
                 with torch.inference_mode():
-                    analysis = analyze(restorer.analyzer, planes[None])
+                    analysis = analyze(restorer.analyzer, to_tensor(degraded))
                 reading = {finding.op: finding.strength for finding in analysis.found}
                 found[version] += name in reading
                 jpeg[version] += name != "jpeg" and "jpeg" in reading

@@ -37,7 +37,7 @@ from vlir.degradations import DegradationPipeline
 from vlir.degradations.pipeline import parse_ops
 from vlir.evaluation import psnr
 from vlir.evaluation.tasks import dataset_images
-from vlir.io import grey_rgb, load_image
+from vlir.io import grey_rgb, load_image, to_tensor
 from vlir.perception import analyze
 from vlir.pipeline import HAZE_HINT, Restoration, Restorer
 
@@ -152,7 +152,7 @@ def clean_haze(restorer: Restorer, paths: list[Path]) -> None:
             photo = load_image(path).rgb
             if kind == "grey":
                 photo = grey_rgb(photo)  # R = G = B
-            pixels = torch.from_numpy(np.ascontiguousarray(photo.transpose(2, 0, 1)))[None]
+            pixels = to_tensor(photo)
             with torch.inference_mode():
                 analysis = analyze(restorer.analyzer, pixels)
             if analysis.found:

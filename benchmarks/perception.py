@@ -30,7 +30,7 @@ import torch
 
 from vlir.data import load_captions
 from vlir.degradations import OPS
-from vlir.io import grey_rgb, load_image
+from vlir.io import grey_rgb, load_image, to_tensor
 from vlir.perception import PerceptionModel, analyze
 from vlir.perception.calibrate import degrade, f1, op_combinations
 from vlir.perception.labels import combination_text
@@ -171,11 +171,6 @@ def main() -> None:
 def grey_if(rgb: np.ndarray, grey: bool) -> np.ndarray:
     """[H, W, 3] as it is, or its luma in all three channels (a grey file as read)."""
     return grey_rgb(rgb) if grey else rgb
-
-
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """[H, W, 3] -> [1, 3, H, W]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].float()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from PIL import Image as PILImage
 
 from tests.test_restoration import tiny_checkpoints  # noqa: F401 (a fixture)
 from vlir.errors import VlirError
-from vlir.io import Image, load_image, save_image
+from vlir.io import Image, load_image, save_image, to_tensor
 from vlir.pipeline import Restorer
 from vlir.serve import Service, findings_markdown, preview, upload_limit
 
@@ -99,15 +99,9 @@ def test_analysis_suggests_the_prompt_it_implies(
 def test_findings_table_says_when_nothing_is_found(photo: np.ndarray) -> None:
     from vlir.perception import PerceptionModel, analyze
 
-    analysis = analyze(PerceptionModel.from_pretrained("perception"), _tensor(photo))
+    analysis = analyze(PerceptionModel.from_pretrained("perception"), to_tensor(photo))
     analysis.findings = [f for f in analysis.findings if not f.present]
     assert "(nothing found)" in findings_markdown(analysis)
-
-
-def _tensor(rgb: np.ndarray):
-    import torch
-
-    return torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None]
 
 
 def test_examples_are_the_bundled_photos_degraded_as_labelled(tmp_path: Path) -> None:

@@ -87,9 +87,14 @@ class Image:
 
     def to_tensor(self) -> torch.Tensor:
         """[1, 3, H, W] float32, the layout every vlir model takes."""
-        import torch
+        return to_tensor(self.rgb)
 
-        return torch.from_numpy(np.ascontiguousarray(self.rgb.transpose(2, 0, 1)))[None]
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """[H, W, 3] -> [1, 3, H, W] of the same dtype, the layout every vlir model takes."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
 
 
 def as_hwc(pixels: np.ndarray | torch.Tensor) -> np.ndarray:

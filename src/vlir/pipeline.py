@@ -42,7 +42,7 @@ from vlir.deconvolution import (
 )
 from vlir.degradations import RestorationPrompt, get_op
 from vlir.errors import VlirError
-from vlir.io import as_hwc, grey_rgb, is_grey
+from vlir.io import as_hwc, grey_rgb, is_grey, to_tensor
 from vlir.modeling import CONFIG_NAME, resolve_checkpoint, resolve_device, weights_fingerprint
 from vlir.perception import Analysis, PerceptionModel, analyze, load_perception
 from vlir.perception.analyze import too_small
@@ -655,7 +655,7 @@ class Restorer:
             raise VlirError(f"steps must be at least 1 (got {steps})")
         photo_hwc = as_hwc(image)
         grey = is_grey(photo_hwc)
-        pixels = torch.from_numpy(np.ascontiguousarray(photo_hwc.transpose(2, 0, 1)))[None]
+        pixels = to_tensor(photo_hwc)
         # (a photo too small to read is left as framed: its size is what the refusal names)
         readable = align_grid and not too_small(pixels)
         grid = jpeg_grid_start(photo_hwc) if readable else (0, 0)
