@@ -160,3 +160,13 @@ def test_example_and_version(tmp_path: Path) -> None:
     assert load_image(tmp_path / "ex.png").width == 512
     version = vlir("--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("vlir ")
+
+
+def test_each_command_is_one_line_in_the_command_list() -> None:
+    """The command list shows each docstring's first paragraph with its line breaks kept:
+    a summary spread over lines read as broken sentences in ``vlir --help``."""
+    from vlir.cli import app
+
+    for command in app.registered_commands:
+        summary = (command.callback.__doc__ or "").split("\n\n")[0]
+        assert summary and "\n" not in summary, command.callback.__name__

@@ -344,9 +344,11 @@ def restore(
     overwrite: Overwrite = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Restore photos: automatic by default (one where nothing is found and that reads sharp
-    is written as it is), or guided by --prompt / --semantic / --reference; --refine adds
-    diffusion refinement (deterministic for a given --seed)."""
+    """Restore photos: automatic by default, or guided by --prompt, --semantic, --reference.
+
+    Automatic: perception says what is wrong and the restorer removes it; a photo where
+    nothing is found and that reads sharp is written as it is. --refine adds diffusion
+    refinement (deterministic for a given --seed)."""
     from vlir.pipeline import Restorer
 
     if not 0.0 <= strength <= 2.0:
@@ -481,8 +483,9 @@ def serve(
     device: Device = "auto",
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Restore photos in a web page on this machine (analyse, edit the prompt, restore,
-    download); needs Gradio, the serve extra (pip install gradio)."""
+    """Restore photos in a web page on this machine (needs Gradio: pip install gradio).
+
+    Analyse a photo, edit the prompt, restore, download; the serve extra installs Gradio."""
     import tempfile
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no phoning home

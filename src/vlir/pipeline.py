@@ -88,6 +88,31 @@ the restorer's 29.49; these 4 score 27.27 / 29.51 / 31.82 against 27.25 / 29.49 
 at quality 10 / 20 / 40 (34 of the 36 photos better, none worse by more than 0.005 dB)."""
 
 
+def grid_margin(grid: tuple[int, int]) -> tuple[int, int]:
+    """Rows and columns to add above and left of a photo whose JPEG grid starts at ``grid``
+    (row, column) so that it starts at the corner."""
+    return (-grid[0]) % GRID, (-grid[1]) % GRID
+
+
+def onto_grid(planes: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """``planes`` [..., H, W] mirrored above and left (``grid_margin``) so that a JPEG grid
+    starting at ``grid`` starts at the corner, where the restorer saw every JPEG's grid."""
+    top, left = grid_margin(grid)
+    return F.pad(planes, (left, 0, top, 0), mode="reflect") if top or left else planes
+
+
+def in_frame(reference: np.ndarray | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A reference photo as [1, 3, H, W] at the photo's ``size`` (bilinear): the reference
+    block attends to the same place in both."""
+    reference_chw = as_hwc(reference).transpose(2, 0, 1)
+    return F.interpolate(
+        torch.from_numpy(np.ascontiguousarray(reference_chw))[None],
+        size=size,
+        mode="bilinear",
+        align_corners=False,
+    )
+
+
 class PassCounter:
     """Counts a call's network passes (one per tile, view, gathering pass and refinement)
     and tells ``progress(done, total)`` after each: a 12-megapixel photo takes minutes on
@@ -458,6 +483,36 @@ def deconvolution_request(
     )
 
 
+@dataclass
+class Decision:
+    """What a call does with the photo, decided before any network runs
+    (``Restorer._decide``)."""
+
+    prompt: str
+    """The restoration prompt the restorer is given: the words, or the analyzer's."""
+    automatic: bool
+    enlarged: float | None = None
+    """Nothing found but it reads enlarged (``enlarged_hint``): returned as it is."""
+    hazy: float | None = None
+    """Nothing found but it reads faintly hazy (``haze_hint``): told "dehaze"."""
+    unseen: bool = False
+    """Nothing found otherwise: deblurred if its estimate reads blurred, else kept."""
+    deconvolution: Deconvolution | None = None
+    """How to divide out a blur that is all there is to remove (None: the restorer)."""
+
+
+@dataclass
+class Deblurred:
+    """A photo whose blur was divided out, no network run."""
+
+    kernel: np.ndarray
+    """The kernel divided out (a point: the photo read sharp and is returned as it is)."""
+    sigma: float | None
+    """The Gaussian's width where the kernel is one (``Restoration.sigma``)."""
+    image: np.ndarray
+    """[H, W, 3]."""
+
+
 def _unless_same(
     analyzer: PerceptionModel | None, perception: PerceptionModel
 ) -> PerceptionModel | None:
@@ -642,79 +697,29 @@ class Restorer:
         if diffusion:
             refine = True
             steps = steps or self.load_refiner().adaptor.config.steps
-            if prompt is not None and not self.reads_prompts:
-                raise VlirError("this model takes no restoration prompt (it is blind)")
-            if ensemble:
-                raise VlirError("a diffusion restorer samples: it has no self-ensemble")
-        if reference is not None and not self.reads_reference:
-            raise VlirError("this model takes no reference photo (it has no reference block)")
-        if gather < 0:
-            raise VlirError(f"gather must be 0 or more passes, got {gather}")
+        self._check(prompt, reference, gather, ensemble)
         steps = 1 if steps is None else steps
         if refine and steps < 1:
             raise VlirError(f"steps must be at least 1 (got {steps})")
+        # read the photo, then decide what to do with it
         photo_hwc = as_hwc(image)
         grey = is_grey(photo_hwc)
-        pixels = to_tensor(photo_hwc)
-        # (a photo too small to read is left as framed: its size is what the refusal names)
-        readable = align_grid and not too_small(pixels)
-        grid = jpeg_grid_start(photo_hwc) if readable else (0, 0)
-        top, left = (-grid[0]) % GRID, (-grid[1]) % GRID
-
-        def aligned(planes: torch.Tensor) -> torch.Tensor:
-            return F.pad(planes, (left, 0, top, 0), mode="reflect") if top or left else planes
-
-        def read(model: PerceptionModel, planes: torch.Tensor) -> Analysis:
-            return analyze(model, planes.to(self.device))
-
-        framed, pixels = pixels, aligned(pixels)
-        analysis = read(self.analyzer, pixels)
-        if (top or left) and not removes_jpeg(prompt, analysis):
-            # a grid read in a photo with no JPEG to remove is no reason to touch its frame
-            grid, top, left, pixels = (0, 0), 0, 0, framed
-            analysis = read(self.analyzer, pixels)
-        del framed  # (a 12-megapixel photo: 144 MB)
-        perception: Perception = analysis.perception
-        if self.analyzer is not self.perception:
-            perception = read(self.perception, pixels).perception
-        automatic = prompt is None
-        if automatic:
-            request = analysis.prompt if analysis.found else RestorationPrompt.blind_prompt()
-            if diffusion and self.load_refiner().adaptor.config.auto_prompt == "blind":
-                request = RestorationPrompt.blind_prompt()
-            elif analysis.note:  # guesses would restore what is not there
-                raise VlirError(analysis.note, hint="say what to remove with --prompt")
-            prompt = request.format()
-        # Nothing found (automatic): a photo that reads enlarged is returned as it is (the
-        # restorer would soften it more than it restores it, ENLARGED_HINT); one that reads
-        # faintly hazy is dehazed (HAZE_HINT); any other is kept unless its blur estimate
-        # reads blurred (``unseen``: decided with the deconvolution plan below).
-        enlarged, hazy, unseen = None, None, False
-        if automatic and self.model is not None and not refine and not analysis.found:
-            enlarged = enlarged_hint(analysis)
-            hazy = haze_hint(analysis) if enlarged is None and not grey else None
-            if hazy is not None:
-                prompt = RestorationPrompt.removing(("haze",)).format()
-            unseen = enlarged is None and hazy is None
-        plan = None
-        if (deconvolve or unseen) and self.model is not None and enlarged is None:
-            request = RestorationPrompt.parse(prompt)
-            plan = deconvolution_request(request, analysis, automatic=automatic)
+        pixels, analysis, perception, grid = self._read(photo_hwc, prompt, align_grid)
+        decision = self._decide(analysis, prompt, grey=grey, refine=refine, deconvolve=deconvolve)
+        prompt = decision.prompt
+        plan = decision.deconvolution
+        # the conditioning: perception's tokens, the prompt's, the semantic prompt's
         encoded = self.text([prompt])
         semantic_encoded = self.semantic_text([semantic]) if semantic else None
+
+        def condition(reference_part: torch.Tensor | None) -> Conditioning:
+            return make_conditioning(perception, encoded, semantic_encoded, None, reference_part)
+
+        conditioning = condition(None)
+        reference_pixels = None
+        if reference is not None:  # brought to the photo's frame once; each tile sees its part
+            reference_pixels = onto_grid(in_frame(reference, photo_hwc.shape[:2]), grid)
         height, width = pixels.shape[-2:]
-        reference_tensor = None
-        if reference is not None:
-            # The reference is brought to the image's frame once; each tile sees its part.
-            reference_pixels = as_hwc(reference).transpose(2, 0, 1)
-            reference_tensor = F.interpolate(
-                torch.from_numpy(np.ascontiguousarray(reference_pixels))[None],
-                size=photo_hwc.shape[:2],
-                mode="bilinear",
-                align_corners=False,
-            )
-            reference_tensor = aligned(reference_tensor)
-        conditioning = make_conditioning(perception, encoded, semantic_encoded, None, None)
         use_tiles = tile is not None or height * width > AUTO_TILE_PIXELS
         tile_size = tile or DEFAULT_TILE
         passes = PassCounter(progress)
@@ -722,74 +727,28 @@ class Restorer:
             passes.plan(
                 tile_count(height, width, tile=tile_size if use_tiles else max(height, width))
             )
-
-        view_reference = reference_tensor  # in the frame of the view being restored
-
-        def run(patch: torch.Tensor, corner: tuple[int, int]) -> torch.Tensor:
-            condition = conditioning
-            if view_reference is not None:
-                y, x = corner
-                part = view_reference[..., y : y + patch.shape[-2], x : x + patch.shape[-1]]
-                # a tile padded to the network's multiple gets its reference padded alike
-                pad = (0, patch.shape[-1] - part.shape[-1], 0, patch.shape[-2] - part.shape[-2])
-                part = F.pad(part, pad, mode="replicate").to(self.device)
-                condition = make_conditioning(perception, encoded, semantic_encoded, None, part)
-            on_device = patch.to(self.device, memory_format=CHANNELS_LAST)
-            restored_patch = self.model(on_device, condition).cpu()
-            passes.tick()
-            return restored_patch
-
+        # restore: kept as it is, its blur divided out, or the restorer over views and tiles
         views = (0,)
         if ensemble:  # (a JPEG's blocks stay on its grid only in upright views)
             views = UPRIGHT_VIEWS if removes_jpeg(prompt, analysis) else tuple(range(8))
-        gathered = 0
-        kernel, sigma, deblurred, kept = None, None, None, False
+        deblurred, kept = None, False
         if plan is not None:
-            photo = pixels[0].permute(1, 2, 0).numpy()
-            found_kernel = plan.kernel(photo)
-            kept = found_kernel is None and unseen
-            if found_kernel is not None and deconvolve:
-                kernel, sigma = found_kernel
-                sharp = kernel_spread(kernel) == 0.0
-                # a point (the photo reads sharp): nothing to undo, not even the damping's 0.5%
-                deblurred = photo if sharp else wiener_deconvolve(photo, kernel, plan.balance)
-        if self.model is None or enlarged is not None or kept:
+            deblurred, kept = self._divide_out(pixels, plan, decision.unseen, deconvolve)
+        gathered = 0
+        if self.model is None or decision.enlarged is not None or kept:
             restored = pixels  # a diffusion restorer starts from the input; else: kept
         elif deblurred is not None:
-            restored = torch.from_numpy(deblurred).permute(2, 0, 1)[None]
+            restored = torch.from_numpy(deblurred.image).permute(2, 0, 1)[None]
         else:
-            source, source_reference = pixels, reference_tensor
-            if views == UPRIGHT_VIEWS:  # flipped, a side off the grid moves it off the corner
-                source, _ = pad_to_multiple(pixels, GRID)
-                if reference_tensor is not None:
-                    source_reference, _ = pad_to_multiple(reference_tensor, GRID)
-            layout = {
-                "tile": tile_size if use_tiles else max(source.shape[-2:]),
-                "overlap": tile_overlap(self.model.config),
-                "multiple": self.model.config.multiple,
-            }
-            several = max(source.shape[-2:]) > layout["tile"]
-            # (windowed statistics are a tile's own by design: nothing to share)
-            if gather > 0 and several and self.model.config.statistics_window is None:
-                gathered = gather
-            covering = tile_count(
-                *source.shape[-2:], tile=layout["tile"], overlap=layout["overlap"]
+            restored, gathered = self._restore_views(
+                pixels,
+                reference_pixels,
+                condition,
+                passes,
+                views=views,
+                tile=tile_size if use_tiles else None,
+                gather=gather,
             )
-            passes.plan(len(views) * (gathered + 1) * covering)
-            restored = torch.zeros_like(source)
-            for view in views:
-                view_pixels = dihedral_view(source, view)
-                if source_reference is not None:
-                    view_reference = dihedral_view(source_reference, view)
-                shared: AbstractContextManager = nullcontext()  # each tile its own statistics
-                if gathered:
-                    shared = gather_photo_statistics(
-                        view_pixels, run, **layout, passes=gather
-                    ).active()
-                with shared:
-                    view_restored = restore_tiled(view_pixels, run, **layout)
-                restored += undo_dihedral_view(view_restored, view) / len(views)
-            restored = restored[..., :height, :width]
         if refine:
             restored = self._refine(
                 pixels,
@@ -802,34 +761,203 @@ class Restorer:
                 tile_size,
                 passes,
             )
+        # back to the photo's frame, at the strength asked for
         output = pixels + float(strength) * (restored - pixels)
+        top, left = grid_margin(grid)
         result = output[0, :, top:, left:].clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32)
         if grey:  # a grey photo comes back grey, as a grey file is written (no tint made up)
             result = grey_rgb(result)
         # deconvolved, or returned as it is: no tiles, views or reference were used
-        untouched_by_model = kernel is not None or enlarged is not None or kept
+        untouched = deblurred is not None or decision.enlarged is not None or kept
         return Restoration(
-            result,
-            analysis,
-            prompt,
-            automatic,
-            time.perf_counter() - start,
-            use_tiles and not untouched_by_model,
-            steps if refine else 0,
-            seed if refine else None,
-            diffusion,
-            (reference is not None) if self.reads_reference and not untouched_by_model else None,
-            gathered,
-            kernel,
-            plan.left if plan is not None and kernel is not None else (),
-            len(views) if self.model is not None and not untouched_by_model else 1,
-            enlarged,
-            sigma,
-            plan is not None and plan.stated_sigma is not None,
-            grid,
-            kept,
-            hazy,
+            image=result,
+            analysis=analysis,
+            prompt=prompt,
+            automatic=decision.automatic,
+            seconds=time.perf_counter() - start,
+            tiles=use_tiles and not untouched,
+            refine_steps=steps if refine else 0,
+            seed=seed if refine else None,
+            diffusion=diffusion,
+            reference=(reference is not None) if self.reads_reference and not untouched else None,
+            gathered=gathered,
+            kernel=None if deblurred is None else deblurred.kernel,
+            left=plan.left if plan is not None and deblurred is not None else (),
+            views=len(views) if self.model is not None and not untouched else 1,
+            enlarged=decision.enlarged,
+            sigma=None if deblurred is None else deblurred.sigma,
+            sigma_stated=plan is not None and plan.stated_sigma is not None,
+            grid=grid,
+            kept=kept,
+            hazy=decision.hazy,
         )
+
+    def _check(
+        self,
+        prompt: str | None,
+        reference: np.ndarray | torch.Tensor | None,
+        gather: int,
+        ensemble: bool,
+    ) -> None:
+        """Refuses what this model cannot do with the call's arguments."""
+        if self.model is None:
+            if prompt is not None and not self.reads_prompts:
+                raise VlirError("this model takes no restoration prompt (it is blind)")
+            if ensemble:
+                raise VlirError("a diffusion restorer samples: it has no self-ensemble")
+        if reference is not None and not self.reads_reference:
+            raise VlirError("this model takes no reference photo (it has no reference block)")
+        if gather < 0:
+            raise VlirError(f"gather must be 0 or more passes, got {gather}")
+
+    def _read(
+        self, photo_hwc: np.ndarray, prompt: str | None, align_grid: bool
+    ) -> tuple[torch.Tensor, Analysis, Perception, tuple[int, int]]:
+        """The photo as it is restored, [1, 3, H, W], and what is read in it: the
+        analyzer's ``Analysis`` (the report, the automatic prompt), the perception the
+        restorer was trained on (its tokens), and where the JPEG grid started. A grid off
+        the corner (a cropped JPEG) is moved onto it (``onto_grid``) only where JPEG is
+        among what is removed (``removes_jpeg``); else the photo is read as framed."""
+        pixels = to_tensor(photo_hwc)
+        # (a photo too small to read is left as framed: its size is what the refusal names)
+        grid = jpeg_grid_start(photo_hwc) if align_grid and not too_small(pixels) else (0, 0)
+        on_grid = onto_grid(pixels, grid)
+        analysis = analyze(self.analyzer, on_grid.to(self.device))
+        if grid != (0, 0) and not removes_jpeg(prompt, analysis):
+            # a grid read in a photo with no JPEG to remove is no reason to touch its frame
+            grid, on_grid = (0, 0), pixels
+            analysis = analyze(self.analyzer, pixels.to(self.device))
+        perception = analysis.perception
+        if self.analyzer is not self.perception:
+            perception = analyze(self.perception, on_grid.to(self.device)).perception
+        return on_grid, analysis, perception, grid
+
+    def _decide(
+        self,
+        analysis: Analysis,
+        prompt: str | None,
+        *,
+        grey: bool,
+        refine: bool,
+        deconvolve: bool,
+    ) -> Decision:
+        """What to do with the photo, before any network runs: the prompt (the words, or
+        the analyzer's reading), what automatic restoration does where nothing is found
+        (the hints), and whether a blur is divided out instead (``deconvolution_request``).
+        """
+        automatic = prompt is None
+        if automatic:
+            request = analysis.prompt if analysis.found else RestorationPrompt.blind_prompt()
+            if self.model is None and self.load_refiner().adaptor.config.auto_prompt == "blind":
+                request = RestorationPrompt.blind_prompt()
+            elif analysis.note:  # guesses would restore what is not there
+                raise VlirError(analysis.note, hint="say what to remove with --prompt")
+            prompt = request.format()
+        decision = Decision(prompt, automatic)
+        restoring = self.model is not None
+        if automatic and restoring and not refine and not analysis.found:
+            decision.enlarged = enlarged_hint(analysis)
+            if decision.enlarged is None and not grey:
+                decision.hazy = haze_hint(analysis)
+            if decision.hazy is not None:
+                decision.prompt = RestorationPrompt.removing(("haze",)).format()
+            decision.unseen = decision.enlarged is None and decision.hazy is None
+        if (deconvolve or decision.unseen) and restoring and decision.enlarged is None:
+            request = RestorationPrompt.parse(decision.prompt)
+            decision.deconvolution = deconvolution_request(request, analysis, automatic=automatic)
+        return decision
+
+    @staticmethod
+    def _divide_out(
+        pixels: torch.Tensor, plan: Deconvolution, unseen: bool, deconvolve: bool
+    ) -> tuple[Deblurred | None, bool]:
+        """The photo with its blur divided out (None: no kernel, or ``deconvolve`` off),
+        and whether it is kept as it is instead (nothing found, and its estimate reads
+        sharp)."""
+        photo = pixels[0].permute(1, 2, 0).numpy()
+        found = plan.kernel(photo)
+        kept = found is None and unseen
+        if found is None or not deconvolve:
+            return None, kept
+        kernel, sigma = found
+        # a point (the photo reads sharp): nothing to undo, not even the damping's 0.5%
+        sharp = kernel_spread(kernel) == 0.0
+        image = photo if sharp else wiener_deconvolve(photo, kernel, plan.balance)
+        return Deblurred(kernel, sigma, image), kept
+
+    def _restore_views(
+        self,
+        pixels: torch.Tensor,
+        reference: torch.Tensor | None,
+        condition: Callable[[torch.Tensor | None], Conditioning],
+        passes: PassCounter,
+        *,
+        views: tuple[int, ...],
+        tile: int | None,
+        gather: int,
+    ) -> tuple[torch.Tensor, int]:
+        """The restorer over each view of ``pixels`` [1, 3, H, W] in tiles (``tile`` None:
+        one), the views averaged back in the photo's frame; and the gathering passes run
+        (``photo_statistics``: 0 where there is one tile, or the model's statistics are
+        windowed, a tile's own by design)."""
+        assert self.model is not None
+        height, width = pixels.shape[-2:]
+        source, source_reference = pixels, reference
+        if views == UPRIGHT_VIEWS:  # flipped, a side off the grid moves it off the corner
+            source, _ = pad_to_multiple(pixels, GRID)
+            if reference is not None:
+                source_reference, _ = pad_to_multiple(reference, GRID)
+        layout = {
+            "tile": tile or max(source.shape[-2:]),
+            "overlap": tile_overlap(self.model.config),
+            "multiple": self.model.config.multiple,
+        }
+        several = max(source.shape[-2:]) > layout["tile"]
+        windowed = self.model.config.statistics_window is not None
+        gathered = gather if gather > 0 and several and not windowed else 0
+        covering = tile_count(*source.shape[-2:], tile=layout["tile"], overlap=layout["overlap"])
+        passes.plan(len(views) * (gathered + 1) * covering)
+        restored = torch.zeros_like(source)
+        for view in views:
+            view_pixels = dihedral_view(source, view)
+            view_reference = None
+            if source_reference is not None:
+                view_reference = dihedral_view(source_reference, view)
+            run = self._tile_runner(condition, view_reference, passes)
+            shared: AbstractContextManager = nullcontext()  # each tile its own statistics
+            if gathered:
+                shared = gather_photo_statistics(view_pixels, run, **layout, passes=gather).active()
+            with shared:
+                view_restored = restore_tiled(view_pixels, run, **layout)
+            restored += undo_dihedral_view(view_restored, view) / len(views)
+        return restored[..., :height, :width], gathered
+
+    def _tile_runner(
+        self,
+        condition: Callable[[torch.Tensor | None], Conditioning],
+        reference: torch.Tensor | None,
+        passes: PassCounter,
+    ) -> Callable[[torch.Tensor, tuple[int, int]], torch.Tensor]:
+        """``run(patch, corner)`` for ``restore_tiled``: the restorer on one tile, given
+        the part of ``reference`` (in the same view's frame) that lies under it."""
+        assert self.model is not None
+        model = self.model
+        conditioning = condition(None)
+
+        def run(patch: torch.Tensor, corner: tuple[int, int]) -> torch.Tensor:
+            tile_conditioning = conditioning
+            if reference is not None:
+                y, x = corner
+                part = reference[..., y : y + patch.shape[-2], x : x + patch.shape[-1]]
+                # a tile padded to the network's multiple gets its reference padded alike
+                pad = (0, patch.shape[-1] - part.shape[-1], 0, patch.shape[-2] - part.shape[-2])
+                tile_conditioning = condition(F.pad(part, pad, mode="replicate").to(self.device))
+            on_device = patch.to(self.device, memory_format=CHANNELS_LAST)
+            restored_patch = model(on_device, tile_conditioning).cpu()
+            passes.tick()
+            return restored_patch
+
+        return run
 
     def _refine(
         self,
