@@ -24,7 +24,7 @@ import torch
 from vlir.deconvolution import wiener_deconvolve
 from vlir.degradations import get_op, parse_ops
 from vlir.evaluation import baselines_for, get_method, parse_task, psnr, run_benchmark
-from vlir.evaluation.models import ENSEMBLE_SUFFIX
+from vlir.evaluation.models import restorer_variant
 from vlir.evaluation.report import write_sheet, write_tables
 from vlir.io import load_image
 from vlir.pipeline import Restorer
@@ -163,7 +163,10 @@ def windowed_agreement(restorer: Restorer, noisy: np.ndarray) -> float:
     original = restorer.model
     restorer.model = original.with_statistics(WINDOW)
     try:
-        return psnr(restorer(noisy, tile=256).image, restorer(noisy, tile=512).image)
+        alone = {"noise_expert": False}
+        return psnr(
+            restorer(noisy, tile=256, **alone).image, restorer(noisy, tile=512, **alone).image
+        )
     finally:
         restorer.model = original
 
@@ -187,7 +190,11 @@ def speed_and_memory(restorer: Restorer, model: str) -> list[str]:
     noisy = parse_ops("noise sigma=25", np.random.default_rng(0)).apply(photo)
     whole = restorer(noisy, tile=512).image  # one 512-px tile: untiled
     agreement = psnr(restorer(noisy, tile=256).image, whole)  # the photo's statistics
-    own = psnr(restorer(noisy, tile=256, gather=0).image, whole)  # each tile its own
+    # the restorer's own (noise alone is the noise expert's where there is one)
+    alone = {"noise_expert": False}
+    restorer_whole = restorer(noisy, tile=512, **alone).image
+    restorer_agreement = psnr(restorer(noisy, tile=256, **alone).image, restorer_whole)
+    own = psnr(restorer(noisy, tile=256, gather=0, **alone).image, restorer_whole)
     windowed = windowed_agreement(restorer, noisy)
     code = (
         "import numpy as np, resource; from vlir.pipeline import Restorer; "
@@ -209,7 +216,8 @@ def speed_and_memory(restorer: Restorer, model: str) -> list[str]:
         f"({seconds:.2f} s for 481x321 with sigma-25 noise, analysis included, {where})",
         f"- tiled (tiles of at most 256 px) vs untiled on a 512x512 photo: {agreement:.1f} dB "
         "between them",
-        f"  (each tile with its own statistics, gather=0: {own:.1f} dB; "
+        f"  (the restorer where the noise expert would run: {restorer_agreement:.1f} dB; "
+        f"each tile with its own statistics, gather=0: {own:.1f} dB; "
         f"with statistics_window={WINDOW}: {windowed:.1f} dB)",
         "- peak memory restoring a 4000x3000 photo: "
         + (
@@ -227,7 +235,8 @@ def main() -> None:
         "--model",
         default="restorer",
         help="checkpoint, or several comma-separated (quality rows); NAME+x8 for its "
-        "self-ensemble; control, speed and memory rows measure the first",
+        "self-ensemble, NAME+alone without the noise expert; control, speed and memory "
+        "rows measure the first",
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/restore"))
     parser.add_argument("--limit", type=int, default=None)
@@ -243,14 +252,16 @@ def main() -> None:
         "--device", default="cpu", help="where vlir's networks run: cpu (default), cuda, auto"
     )
     args = parser.parse_args()
-    first = args.model.split(",")[0]
-    restorer = Restorer.from_pretrained(first.removesuffix(ENSEMBLE_SUFFIX), device=args.device)
+    first, _, alone = restorer_variant(args.model.split(",")[0])
+    restorer = Restorer.from_pretrained(
+        first, denoiser=None if alone else "denoiser", device=args.device
+    )
     sections = [] if args.skip_quality else quality_tables(args)
     if not args.skip_control:
         control = prompt_control(restorer, args.control_images)
         sections.append("# Prompt control\n\n" + "\n".join(control))
     if not args.skip_speed:
-        speed = speed_and_memory(restorer, first.removesuffix(ENSEMBLE_SUFFIX))
+        speed = speed_and_memory(restorer, first)
         sections.append("# Speed and memory\n\n" + "\n".join(speed))
     report = "\n\n".join(sections)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -305,6 +305,14 @@ def restore(
             "its kernel and divide it out (default); --no-deconvolve leaves it to the restorer.",
         ),
     ] = True,
+    noise_expert: Annotated[
+        bool,
+        typer.Option(
+            "--noise-expert/--no-noise-expert",
+            help="Where white noise is all there is to remove, restore it with the noise "
+            "expert at the stated or read sigma (default); --no-noise-expert: the restorer.",
+        ),
+    ] = True,
     align_grid: Annotated[
         bool,
         typer.Option(
@@ -385,6 +393,7 @@ def restore(
                 deconvolve=deconvolve,
                 ensemble=ensemble,
                 align_grid=align_grid,
+                noise_expert=noise_expert,
                 progress=on_pass,
             )
         save_image(dst, image.with_rgb(result.image), overwrite=overwrite)
@@ -608,6 +617,7 @@ def _train(
 TRAINING_STAGES = {
     "perception": "VLMIR stage 1: the image tower, degradation predictor and text LoRA.",
     "restorer": "The conditioned restorer (LMDIR blocks + SPIRE modulation).",
+    "denoiser": "The noise expert the pipeline gives white noise alone (FFDNet-style sigma map).",
     "prior": "SPIRE's diffusion prior on clean photos (frozen afterwards).",
     "refiner": "The refiner's adaptor on the frozen prior (after `vlir train prior`).",
 }

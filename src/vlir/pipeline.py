@@ -11,6 +11,10 @@ The same class runs every restoring checkpoint: a restorer (``restorer``,
 ``lmdir``), or a diffusion restorer with no restorer before it (``vlmir``,
 ``spire``: a refiner checkpoint whose config names no restorer), for which
 every call is ``steps`` of diffusion sampling from the degraded input.
+
+Beside a restorer, two requests skip it: a blur that is all there is to remove is
+divided out (``vlir.deconvolution``), and white noise that is all there is to remove
+goes to the noise expert (``vlir.restoration.denoiser``, ``noise_request``).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from vlir.perception.analyze import too_small
 from vlir.perception.jpeg_grid import GRID, jpeg_grid_start
 from vlir.perception.model import Perception
 from vlir.restoration import RestorerModel, make_conditioning, semantic_tower
+from vlir.restoration.denoiser import DenoiserConfig, DenoiserModel
 from vlir.restoration.network import RestorerConfig
 from vlir.restoration.photo_statistics import gather_photo_statistics
 from vlir.text import TextEncoder, TextEncoding, load_text_encoder
@@ -178,6 +183,11 @@ class Restoration:
     hazy: float | None = None
     """The haze probability of a photo dehazed because nothing was found but it reads
     faintly hazy (``HAZE_HINT``); None otherwise."""
+    noise_sigma: float | None = None
+    """The noise level the noise expert was given, where it restored the photo
+    (``vlir.restoration.denoiser``); None: it did not."""
+    noise_sigma_stated: bool = False
+    """``noise_sigma`` is the request's own (else read from the photo)."""
 
     @property
     def action(self) -> str:
@@ -210,6 +220,9 @@ class Restoration:
             "enlarged": self.enlarged,
             "hazy": self.hazy,
             "deconvolution": deconvolution,
+            "denoiser": None
+            if self.noise_sigma is None
+            else {"sigma": round(self.noise_sigma, 2), "sigma_stated": self.noise_sigma_stated},
             "tiles": self.tiles,
             "gathering_passes": self.gathered,
             "views": self.views,
@@ -256,6 +269,9 @@ class Restoration:
         if self.gathered:
             refined += f"; in tiles, with the photo's statistics ({self.gathered} gathering"
             refined += " pass)" if self.gathered == 1 else " passes)"
+        if self.noise_sigma is not None:
+            source = "as stated" if self.noise_sigma_stated else "read from the photo"
+            refined += f"; by the noise expert (sigma {self.noise_sigma:g}, {source})"
         if self.views > 1:
             turns = "flips and quarter turns" if self.views == 8 else "upright flips (a JPEG)"
             refined += f"; averaged over {self.views} {turns}"
@@ -280,11 +296,11 @@ class Restoration:
         return f"found: {found}; did ({mode}): {self.prompt}{refined}"
 
 
-def tile_overlap(config: RestorerConfig) -> int:
+def tile_overlap(config: RestorerConfig | DenoiserConfig) -> int:
     """Tiles overlap by a quarter of a statistics window (where there is one): near a
     tile's edge, where its windows are cut differently from the whole photo's, its weight
     blends away (tiled and untiled agree to ~52 dB: benchmarks/statistics_window.py)."""
-    window = config.statistics_window
+    window = getattr(config, "statistics_window", None)
     return 32 if window is None else max(32, window // 4)
 
 
@@ -483,6 +499,31 @@ def deconvolution_request(
     )
 
 
+def noise_request(
+    request: RestorationPrompt, analysis: Analysis, *, automatic: bool = False
+) -> tuple[float, bool] | None:
+    """Where white noise is all a request removes and all the photo reads as, the level to
+    give the noise expert and whether the words state it; None otherwise (the restorer).
+    Blind, the noise must be found; named ("denoise"), the level is the stated one, else
+    the one read (found or not). With anything else found, the restorer does it all: the
+    expert never saw blur, rain or JPEG under its noise, and a partial request ("denoise;
+    keep the blur") is the restorer's to keep."""
+    if request.text or analysis.note:
+        return None
+    found = {finding.op for finding in analysis.found}
+    if found - {"noise"}:
+        return None
+    removing = found if request.blind else {item.op for item in request.items}
+    if removing != {"noise"}:
+        return None
+    item = request.item_for("noise")
+    stated = None if automatic or item is None else item.stated.get("sigma")
+    if stated is not None:
+        return float(stated), True
+    read = {finding.op: finding.strength for finding in analysis.findings}.get("noise")
+    return None if read is None else (float(read), False)
+
+
 @dataclass
 class Decision:
     """What a call does with the photo, decided before any network runs
@@ -499,6 +540,9 @@ class Decision:
     """Nothing found otherwise: deblurred if its estimate reads blurred, else kept."""
     deconvolution: Deconvolution | None = None
     """How to divide out a blur that is all there is to remove (None: the restorer)."""
+    noise: tuple[float, bool] | None = None
+    """(sigma, stated) for the noise expert, where white noise is all there is to remove
+    (``noise_request``; None: the restorer)."""
 
 
 @dataclass
@@ -541,9 +585,14 @@ class Restorer:
         refiner: Refiner | str = "refiner",
         semantic_text: TextEncoder | None = None,
         analyzer: PerceptionModel | None = None,
+        denoiser: DenoiserModel | None = None,
     ) -> None:
         # (NHWC: oneDNN's depthwise convolutions above all are faster in it; CHANNELS_LAST)
         self.model = None if model is None else model.eval().to(memory_format=CHANNELS_LAST)
+        self.denoiser = None
+        """The noise expert, where white noise is all there is to remove (``noise_request``)."""
+        if denoiser is not None and model is not None:
+            self.denoiser = denoiser.eval().to(memory_format=CHANNELS_LAST)
         self.perception = perception.eval()
         self.analyzer = self.perception if analyzer is None else analyzer.eval()
         self.text = text.eval()
@@ -562,7 +611,8 @@ class Restorer:
         (the JPEG grid, deconvolution, blending); each tile goes to the device and back, so
         the device holds the networks and one tile's features whatever the photo's size."""
         self.device = resolve_device(device)
-        for part in (self.model, self.perception, self.analyzer, self.text, self.semantic_text):
+        parts = (self.model, self.denoiser, self.perception, self.analyzer, self.text)
+        for part in (*parts, self.semantic_text):
             if part is not None:
                 part.to(self.device)
         if not isinstance(self._refiner, str):
@@ -587,14 +637,17 @@ class Restorer:
         *,
         refiner: str = "refiner",
         analyzer: str | os.PathLike[str] | None = "perception",
+        denoiser: str | os.PathLike[str] | None = "denoiser",
         device: str | torch.device = "cpu",
     ) -> Restorer:
         """A restorer checkpoint (``restorer``, ``lmdir``) or a diffusion restorer
         (``vlmir``, ``spire``), with the towers its config names; ``analyzer``: the
         perception that reads the photo (None: the one the model's tokens come from);
-        ``device``: where the networks run (``to``)."""
+        ``denoiser``: the noise expert beside a restorer (None: the restorer removes noise
+        alone too; a diffusion restorer samples everything); ``device``: where the
+        networks run (``to``)."""
         target = resolve_device(device)  # (a device not here is refused before loading)
-        return cls._load(name_or_path, refiner, analyzer).to(target)
+        return cls._load(name_or_path, refiner, analyzer, denoiser).to(target)
 
     @classmethod
     def _load(
@@ -602,6 +655,7 @@ class Restorer:
         name_or_path: str | os.PathLike[str],
         refiner: str,
         analyzer: str | os.PathLike[str] | None,
+        denoiser: str | os.PathLike[str] | None = None,
     ) -> Restorer:
         path = resolve_checkpoint(name_or_path)
         reader = None if analyzer is None else PerceptionModel.from_pretrained(analyzer)
@@ -628,7 +682,9 @@ class Restorer:
         perception = load_perception(model.config.perception, model.config.perception_fingerprint)
         text = load_text_encoder(model.config.text_encoder)
         semantic = semantic_tower(perception, text, model.config.align_semantic)
-        return cls(model, perception, text, refiner, semantic, _unless_same(reader, perception))
+        expert = None if denoiser is None else DenoiserModel.from_pretrained(denoiser)
+        reader = _unless_same(reader, perception)
+        return cls(model, perception, text, refiner, semantic, reader, denoiser=expert)
 
     @property
     def reads_prompts(self) -> bool:
@@ -660,6 +716,7 @@ class Restorer:
         deconvolve: bool = True,
         ensemble: bool = False,
         align_grid: bool = True,
+        noise_expert: bool = True,
         progress: Callable[[int, int], None] | None = None,
     ) -> Restoration:
         """Automatic (no ``prompt``), where the analyzer finds nothing: a photo that reads
@@ -690,6 +747,10 @@ class Restorer:
         JPEG) and JPEG is among what is removed (``removes_jpeg``), mirror rows and
         columns above and left of it so it does, and cut them off after
         (``vlir.perception.jpeg_grid``; False: read and restore it as framed).
+        ``noise_expert``: where white noise is all the request removes and all the photo
+        reads as (``noise_request``), and no semantic prompt, reference or refinement asks
+        for the restorer, the noise expert restores it at the stated or read sigma
+        (``Restoration.noise_sigma``; False: the restorer).
         ``progress(done, total)``: called after each pass of a network over a tile
         (``PassCounter``); never called where no network runs (deconvolved, or kept)."""
         start = time.perf_counter()
@@ -705,7 +766,10 @@ class Restorer:
         photo_hwc = as_hwc(image)
         grey = is_grey(photo_hwc)
         pixels, analysis, perception, grid = self._read(photo_hwc, prompt, align_grid)
-        decision = self._decide(analysis, prompt, grey=grey, refine=refine, deconvolve=deconvolve)
+        expert = noise_expert and semantic is None and reference is None and not refine
+        decision = self._decide(
+            analysis, prompt, grey=grey, refine=refine, deconvolve=deconvolve, expert=expert
+        )
         prompt = decision.prompt
         plan = decision.deconvolution
         # the conditioning: perception's tokens, the prompt's, the semantic prompt's
@@ -739,12 +803,30 @@ class Restorer:
             restored = pixels  # a diffusion restorer starts from the input; else: kept
         elif deblurred is not None:
             restored = torch.from_numpy(deblurred.image).permute(2, 0, 1)[None]
+        elif decision.noise is not None and self.denoiser is not None:
+            denoiser, sigma = self.denoiser, decision.noise[0]
+            restored, gathered = self._restore_views(
+                pixels,
+                None,
+                lambda patch, _: denoiser(patch, sigma),
+                passes,
+                config=denoiser.config,
+                views=views,
+                tile=tile_size if use_tiles else None,
+                gather=gather,
+            )
         else:
+            model = self.model
+
+            def restore(patch: torch.Tensor, part: torch.Tensor | None) -> torch.Tensor:
+                return model(patch, conditioning if part is None else condition(part))
+
             restored, gathered = self._restore_views(
                 pixels,
                 reference_pixels,
-                condition,
+                restore,
                 passes,
+                config=model.config,
                 views=views,
                 tile=tile_size if use_tiles else None,
                 gather=gather,
@@ -779,7 +861,9 @@ class Restorer:
             refine_steps=steps if refine else 0,
             seed=seed if refine else None,
             diffusion=diffusion,
-            reference=(reference is not None) if self.reads_reference and not untouched else None,
+            reference=(reference is not None)
+            if self.reads_reference and not untouched and decision.noise is None
+            else None,
             gathered=gathered,
             kernel=None if deblurred is None else deblurred.kernel,
             left=plan.left if plan is not None and deblurred is not None else (),
@@ -790,6 +874,8 @@ class Restorer:
             grid=grid,
             kept=kept,
             hazy=decision.hazy,
+            noise_sigma=None if decision.noise is None else decision.noise[0],
+            noise_sigma_stated=decision.noise is not None and decision.noise[1],
         )
 
     def _check(
@@ -840,11 +926,13 @@ class Restorer:
         grey: bool,
         refine: bool,
         deconvolve: bool,
+        expert: bool = True,
     ) -> Decision:
         """What to do with the photo, before any network runs: the prompt (the words, or
         the analyzer's reading), what automatic restoration does where nothing is found
-        (the hints), and whether a blur is divided out instead (``deconvolution_request``).
-        """
+        (the hints), and whether a blur is divided out (``deconvolution_request``) or the
+        noise expert removes the noise (``noise_request``; ``expert`` False: never)
+        instead."""
         automatic = prompt is None
         if automatic:
             request = analysis.prompt if analysis.found else RestorationPrompt.blind_prompt()
@@ -865,6 +953,9 @@ class Restorer:
         if (deconvolve or decision.unseen) and restoring and decision.enlarged is None:
             request = RestorationPrompt.parse(decision.prompt)
             decision.deconvolution = deconvolution_request(request, analysis, automatic=automatic)
+        if expert and self.denoiser is not None and decision.enlarged is None:
+            request = RestorationPrompt.parse(decision.prompt)
+            decision.noise = noise_request(request, analysis, automatic=automatic)
         return decision
 
     @staticmethod
@@ -889,18 +980,19 @@ class Restorer:
         self,
         pixels: torch.Tensor,
         reference: torch.Tensor | None,
-        condition: Callable[[torch.Tensor | None], Conditioning],
+        forward: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
         passes: PassCounter,
         *,
+        config: RestorerConfig | DenoiserConfig,
         views: tuple[int, ...],
         tile: int | None,
         gather: int,
     ) -> tuple[torch.Tensor, int]:
-        """The restorer over each view of ``pixels`` [1, 3, H, W] in tiles (``tile`` None:
-        one), the views averaged back in the photo's frame; and the gathering passes run
-        (``photo_statistics``: 0 where there is one tile, or the model's statistics are
+        """A network (``forward(patch, reference part or None)``, ``config`` its own) over
+        each view of ``pixels`` [1, 3, H, W] in tiles (``tile`` None: one), the views
+        averaged back in the photo's frame; and the gathering passes run
+        (``photo_statistics``: 0 where there is one tile, or the network's statistics are
         windowed, a tile's own by design)."""
-        assert self.model is not None
         height, width = pixels.shape[-2:]
         source, source_reference = pixels, reference
         if views == UPRIGHT_VIEWS:  # flipped, a side off the grid moves it off the corner
@@ -909,11 +1001,11 @@ class Restorer:
                 source_reference, _ = pad_to_multiple(reference, GRID)
         layout = {
             "tile": tile or max(source.shape[-2:]),
-            "overlap": tile_overlap(self.model.config),
-            "multiple": self.model.config.multiple,
+            "overlap": tile_overlap(config),
+            "multiple": config.multiple,
         }
         several = max(source.shape[-2:]) > layout["tile"]
-        windowed = self.model.config.statistics_window is not None
+        windowed = getattr(config, "statistics_window", None) is not None
         gathered = gather if gather > 0 and several and not windowed else 0
         covering = tile_count(*source.shape[-2:], tile=layout["tile"], overlap=layout["overlap"])
         passes.plan(len(views) * (gathered + 1) * covering)
@@ -923,7 +1015,7 @@ class Restorer:
             view_reference = None
             if source_reference is not None:
                 view_reference = dihedral_view(source_reference, view)
-            run = self._tile_runner(condition, view_reference, passes)
+            run = self._tile_runner(forward, view_reference, passes)
             shared: AbstractContextManager = nullcontext()  # each tile its own statistics
             if gathered:
                 shared = gather_photo_statistics(view_pixels, run, **layout, passes=gather).active()
@@ -934,26 +1026,23 @@ class Restorer:
 
     def _tile_runner(
         self,
-        condition: Callable[[torch.Tensor | None], Conditioning],
+        forward: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
         reference: torch.Tensor | None,
         passes: PassCounter,
     ) -> Callable[[torch.Tensor, tuple[int, int]], torch.Tensor]:
-        """``run(patch, corner)`` for ``restore_tiled``: the restorer on one tile, given
+        """``run(patch, corner)`` for ``restore_tiled``: the network on one tile, given
         the part of ``reference`` (in the same view's frame) that lies under it."""
-        assert self.model is not None
-        model = self.model
-        conditioning = condition(None)
 
         def run(patch: torch.Tensor, corner: tuple[int, int]) -> torch.Tensor:
-            tile_conditioning = conditioning
+            part = None
             if reference is not None:
                 y, x = corner
                 part = reference[..., y : y + patch.shape[-2], x : x + patch.shape[-1]]
                 # a tile padded to the network's multiple gets its reference padded alike
                 pad = (0, patch.shape[-1] - part.shape[-1], 0, patch.shape[-2] - part.shape[-2])
-                tile_conditioning = condition(F.pad(part, pad, mode="replicate").to(self.device))
+                part = F.pad(part, pad, mode="replicate").to(self.device)
             on_device = patch.to(self.device, memory_format=CHANNELS_LAST)
-            restored_patch = model(on_device, tile_conditioning).cpu()
+            restored_patch = forward(on_device, part).cpu()
             passes.tick()
             return restored_patch
 

@@ -292,10 +292,12 @@ BASELINES: dict[str, Callable[[], Method]] = {
 }
 
 
-def _restorer_method(path: str, device: str = "cpu", ensemble: bool = False) -> Method:
+def _restorer_method(
+    path: str, device: str = "cpu", ensemble: bool = False, alone: bool = False
+) -> Method:
     from vlir.evaluation.models import RestorerMethod
 
-    return RestorerMethod(path, ensemble=ensemble, device=device)
+    return RestorerMethod(path, ensemble=ensemble, alone=alone, device=device)
 
 
 def _refiner_method(path: str, device: str = "cpu") -> Method:
@@ -315,22 +317,22 @@ models register here."""
 def get_method(name: str, *, device: str = "cpu") -> Method:
     """A baseline by name, or a vlir checkpoint (shipped name or folder) that restores,
     its networks on ``device`` (``vlir.modeling.resolve_device``; baselines run on the
-    CPU); a restorer's name ending "+x8" is its self-ensemble (``ENSEMBLE_SUFFIX``)."""
+    CPU); a restorer's name ending "+x8" is its self-ensemble (``ENSEMBLE_SUFFIX``),
+    "+alone" the restorer without the noise expert (``ALONE_SUFFIX``)."""
     if name in BASELINES:
         return BASELINES[name]()
-    from vlir.evaluation.models import ENSEMBLE_SUFFIX
+    from vlir.evaluation.models import restorer_variant
     from vlir.modeling import WEIGHTS_DIR
 
-    checkpoint = name.removesuffix(ENSEMBLE_SUFFIX)
-    ensemble = checkpoint != name
+    checkpoint, ensemble, alone = restorer_variant(name)
     folder = WEIGHTS_DIR / checkpoint if (WEIGHTS_DIR / checkpoint).is_dir() else Path(checkpoint)
     config = folder / "config.json"
     if config.exists():
         model_type = json.loads(config.read_text()).get("model_type", "?")
-        if ensemble and model_type == "restorer":
-            return _restorer_method(str(folder), device, ensemble=True)
-        if ensemble:
-            raise VlirError(f"{name}: only a restorer checkpoint has a self-ensemble")
+        if (ensemble or alone) and model_type == "restorer":
+            return _restorer_method(str(folder), device, ensemble=ensemble, alone=alone)
+        if ensemble or alone:
+            raise VlirError(f"{name}: only a restorer checkpoint has these variants")
         if model_type in MODEL_METHODS:
             return MODEL_METHODS[model_type](str(folder), device)
         raise VlirError(f"{name}: a {model_type!r} checkpoint does not restore images")

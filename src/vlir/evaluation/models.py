@@ -14,6 +14,22 @@ ENSEMBLE_SUFFIX = "+x8"
 """A restorer method named with this suffix ("restorer+x8") averages its 8 flips and
 quarter turns, the 4 upright flips where JPEG is removed (``Restorer(...,
 ensemble=True)``)."""
+ALONE_SUFFIX = "+alone"
+"""A restorer method named with this suffix ("restorer+alone") removes white noise with
+the restorer network too, not the noise expert (``Restorer(..., noise_expert=False)``):
+restorer checkpoints compared on the denoising rows."""
+
+
+def restorer_variant(name: str) -> tuple[str, bool, bool]:
+    """(checkpoint, self-ensemble, restorer alone) of a method name with its suffixes
+    (``ENSEMBLE_SUFFIX``, ``ALONE_SUFFIX``, in either order)."""
+    ensemble = alone = False
+    while name.endswith((ENSEMBLE_SUFFIX, ALONE_SUFFIX)):
+        if name.endswith(ENSEMBLE_SUFFIX):
+            name, ensemble = name.removesuffix(ENSEMBLE_SUFFIX), True
+        else:
+            name, alone = name.removesuffix(ALONE_SUFFIX), True
+    return name, ensemble, alone
 
 
 class RestorerMethod(Method):
@@ -33,6 +49,7 @@ class RestorerMethod(Method):
         refine_steps: int = 0,
         seed: int = 0,
         ensemble: bool = False,
+        alone: bool = False,
         device: str = "cpu",
     ) -> None:
         from vlir.pipeline import Restorer
@@ -40,11 +57,16 @@ class RestorerMethod(Method):
         self.name = Path(path).name + ("" if prompt is None else f" [{prompt}]")
         if refine_steps:
             self.name += f"+refine{refine_steps}"
+        if alone:
+            self.name += ALONE_SUFFIX
         if ensemble:
             self.name += ENSEMBLE_SUFFIX
-        self.restorer = Restorer.from_pretrained(path, refiner=refiner, device=device)
+        expert = None if alone else "denoiser"
+        self.restorer = Restorer.from_pretrained(
+            path, refiner=refiner, denoiser=expert, device=device
+        )
         self.prompt, self.refine_steps, self.seed = prompt, refine_steps, seed
-        self.ensemble = ensemble
+        self.ensemble, self.alone = ensemble, alone
 
     def restore(self, image: np.ndarray, sample: Sample) -> np.ndarray:
         if sample.scale > 1:
@@ -57,6 +79,7 @@ class RestorerMethod(Method):
             steps=self.refine_steps or None,  # a diffusion restorer: its own steps
             seed=self.seed,
             ensemble=self.ensemble,
+            noise_expert=not self.alone,
         ).image
 
 

@@ -1,0 +1,170 @@
+"""The noise expert: its network, when the pipeline hands it a photo, and its training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vlir.degradations import RestorationPrompt
+from vlir.perception.analyze import Analysis, Finding
+from vlir.restoration.denoiser import DenoiserConfig, DenoiserModel
+
+TINY = DenoiserConfig(width=8, encoder_blocks=(1, 1), bottleneck_blocks=1, decoder_blocks=(1, 1))
+
+
+def test_denoiser_reads_its_sigma_map_and_round_trips(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = DenoiserModel(TINY).eval()
+    noisy = torch.rand(2, 3, 16, 24)
+    with torch.no_grad():
+        low, high = model(noisy, 10.0), model(noisy, 50.0)
+        per_image = model(noisy, torch.tensor([10.0, 50.0]))
+        capped = model(noisy, 200.0)
+        at_cap = model(noisy, TINY.max_sigma)
+    assert low.shape == noisy.shape and not torch.allclose(low, high)  # the level steers it
+    assert torch.allclose(per_image[0], low[0]) and torch.allclose(per_image[1], high[1])
+    assert torch.equal(capped, at_cap)  # never asked past what it trained on
+    model.save_pretrained(tmp_path / "denoiser")
+    again = DenoiserModel.from_pretrained(tmp_path / "denoiser").eval()
+    with torch.no_grad():
+        assert torch.equal(again(noisy, 10.0), low)
+    assert TINY.multiple == 4
+
+
+def analysis_of(**read: tuple[float, float, bool]) -> Analysis:
+    """An analysis where each op reads (probability, strength, found)."""
+    findings = [
+        Finding(op, probability, strength, "x", present)
+        for op, (probability, strength, present) in read.items()
+    ]
+    prompt = RestorationPrompt.blind_prompt()  # (not read by the rule)
+    return Analysis(findings, prompt, perception=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("words", "read", "expected"),
+    [
+        ("remove all degradation", {"noise": (0.9, 27.0, True)}, (27.0, False)),
+        ("denoise", {"noise": (0.9, 27.0, True)}, (27.0, False)),
+        ("denoise with sigma 15", {"noise": (0.9, 27.0, True)}, (15.0, True)),
+        # named but not found: the level read all the same
+        ("denoise", {"noise": (0.1, 4.0, False)}, (4.0, False)),
+        # anything else found: the restorer does it all
+        ("remove all degradation", {"noise": (0.9, 27.0, True), "blur": (0.8, 2.0, True)}, None),
+        ("denoise", {"noise": (0.9, 27.0, True), "rain": (0.8, 0.01, True)}, None),
+        # blind with nothing found, or more than noise asked for, or free words
+        ("remove all degradation", {"noise": (0.1, 4.0, False)}, None),
+        ("denoise; remove motion blur", {"noise": (0.9, 27.0, True)}, None),
+        ("remove the rain", {"noise": (0.9, 27.0, True)}, None),
+        ("make it look nice", {"noise": (0.9, 27.0, True)}, None),
+    ],
+)
+def test_noise_request_is_noise_alone(words: str, read: dict, expected: tuple | None) -> None:
+    from vlir.pipeline import noise_request
+
+    request = RestorationPrompt.parse(words)
+    assert noise_request(request, analysis_of(**read)) == expected
+
+
+def test_an_automatic_request_reads_its_numbers_as_readings() -> None:
+    from vlir.pipeline import noise_request
+
+    request = RestorationPrompt.parse("denoise with sigma 27")  # the analyzer's own prompt
+    read = analysis_of(noise=(0.9, 26.6, True))
+    assert noise_request(request, read, automatic=True) == (26.6, False)
+    read.note = "20x20 is under 32 px a side"
+    assert noise_request(request, read) is None
+
+
+@pytest.fixture
+def with_expert(tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny restorer and a tiny noise expert (random weights, the shipped analyzer)."""
+    import dataclasses
+
+    from tests.test_restoration import TINY as TINY_RESTORER
+    from vlir.perception import PerceptionConfig, PerceptionModel
+    from vlir.restoration import RestorerModel
+
+    torch.manual_seed(0)
+    perception = tmp_path / "perception"
+    PerceptionModel(PerceptionConfig(widths=(8, 8, 8, 8, 8), hidden=16)).save_pretrained(perception)
+    config = dataclasses.replace(TINY_RESTORER, perception=str(perception))
+    RestorerModel(config).save_pretrained(tmp_path / "restorer")
+    DenoiserModel(TINY).save_pretrained(tmp_path / "denoiser")
+    return tmp_path / "restorer", tmp_path / "denoiser"
+
+
+def test_the_pipeline_gives_noise_alone_to_the_expert(
+    with_expert: tuple[Path, Path], photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vlir.pipeline import Restorer
+
+    restorer_path, denoiser_path = with_expert
+    restorer = Restorer.from_pretrained(restorer_path, denoiser=str(denoiser_path))
+    assert restorer.denoiser is not None
+    given: list[float] = []
+
+    def grey_out(image: torch.Tensor, sigma: float) -> torch.Tensor:
+        given.append(sigma)
+        return torch.full_like(image, 0.5)
+
+    monkeypatch.setattr(restorer.denoiser, "forward", grey_out)
+    stated = restorer(photo, prompt="denoise with sigma 15", tile=64)
+    assert np.allclose(stated.image, 0.5) and set(given) == {15.0}  # every tile, its level
+    assert stated.noise_sigma == 15.0 and stated.noise_sigma_stated and stated.tiles
+    assert "by the noise expert (sigma 15, as stated)" in stated.report()
+    assert "reference" not in stated.report()
+    record = json.loads(json.dumps(stated.to_dict()))
+    assert record["denoiser"] == {"sigma": 15.0, "sigma_stated": True}
+    half = restorer(photo, prompt="denoise with sigma 15", strength=0.5)
+    assert np.allclose(half.image, (np.clip(photo, 0, 1) + 0.5) / 2, atol=1e-6)
+    # what the expert cannot read, or asked not to: the restorer
+    for kwargs in (
+        {"semantic": "a person"},
+        {"reference": photo[::-1]},
+        {"noise_expert": False},
+        {"prompt": "denoise; remove the rain"},
+    ):
+        words = kwargs.pop("prompt", "denoise with sigma 15")
+        result = restorer(photo, prompt=words, **kwargs)
+        assert result.noise_sigma is None and not np.allclose(result.image, 0.5)
+        assert result.to_dict()["denoiser"] is None
+    # ensemble: every view through the expert
+    given.clear()
+    assert np.allclose(restorer(photo, prompt="denoise", ensemble=True).image, 0.5)
+    assert len(given) == 8
+    # no expert loaded: the restorer
+    plain = Restorer.from_pretrained(restorer_path, denoiser=None)
+    assert plain.denoiser is None
+    assert plain(photo, prompt="denoise with sigma 15").noise_sigma is None
+
+
+def test_denoiser_training_runs_resumes_and_validates(
+    tmp_path: Path, tiny_training_data: tuple[Path, Path]
+) -> None:
+    from vlir.training.common import load_recipe
+    from vlir.training.denoiser import DenoiserRecipe, noise_sigma, train
+
+    data, _ = tiny_training_data
+    recipe = tmp_path / "denoiser.yaml"
+    recipe.write_text(
+        f"data: {data}\nsteps: 2\nbatch: 2\ncrop: 32\nholdout: 1\nvalidate_every: 2\n"
+        "log_every: 1\ncheckpoint_minutes: 0\nmodel:\n  width: 8\n  encoder_blocks: [1]\n"
+        "  decoder_blocks: [1]\n  bottleneck_blocks: 1\n"
+    )
+    out = tmp_path / "run"
+    train(load_recipe(DenoiserRecipe, recipe, {"out": str(out)}))
+    train(load_recipe(DenoiserRecipe, recipe, {"out": str(out), "steps": 3}))
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 3
+    assert {"val/psnr_15", "val/psnr_25", "val/psnr_50", "val/psnr"} <= set(lines[-1])
+    assert DenoiserModel.from_pretrained(out / "best").config.encoder_blocks == (1,)
+    from vlir.degradations import parse_ops
+
+    record = parse_ops("blur sigma=1, noise sigma=20", np.random.default_rng(0))
+    assert noise_sigma(record) == 20.0
+    assert noise_sigma(parse_ops("rain", np.random.default_rng(0))) == 0.0
