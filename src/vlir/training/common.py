@@ -303,6 +303,41 @@ def out_of_time_everywhere(started: float, minutes: float | None, dist_info: Dis
     return bool(flag.item())
 
 
+def optimizer_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss: torch.Tensor,
+    dist_info: Distributed,
+    *,
+    max_norm: float,
+    average: Any = None,
+) -> None:
+    """One update as the trainers of a whole model make it: gradients averaged over the
+    processes, clipped to ``max_norm``, the step, and the weight average (a
+    ``WeightAverage``, or None) moved."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if dist_info.world > 1:
+        average_gradients(model, dist_info.world)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    optimizer.step()
+    if average is not None:
+        average.update(model)
+
+
+def training_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, recipe: Any, average: Any = None
+) -> dict[str, Any]:
+    """What ``OUT/checkpoint.pt`` holds to resume (``Milestones.after_step`` adds the step
+    and the best score): the weights, the optimizer, the recipe, the weight average."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "recipe": dataclasses.asdict(recipe),
+        **({"ema": average.state_dict()} if average is not None else {}),
+    }
+
+
 def average_gradients(module: nn.Module, world: int) -> None:
     """Data parallelism by hand: the LoRA tower trains only every few steps, which
     DistributedDataParallel's bucketed hooks handle poorly; an all-reduce per

@@ -28,17 +28,18 @@ from vlir.training.common import (
     Logger,
     Milestones,
     Recipe,
-    average_gradients,
     batch_stream,
     broadcast_weights,
     cosine_lr,
     load_matching,
     load_recipe,
+    optimizer_step,
     out_of_time_everywhere,
     parse_settings,
     resume,
     setup_distributed,
     split_holdout,
+    training_state,
 )
 from vlir.training.ema import resume_average
 
@@ -156,14 +157,7 @@ def train(recipe: DenoiserRecipe) -> Path:
             group["lr"] = cosine_lr(step, recipe.steps, recipe.warmup, recipe.lr)
         noisy, sigma, clean = (part.to(dist_info.device) for part in next(stream))
         loss = F.l1_loss(model(noisy, sigma), clean)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if dist_info.world > 1:
-            average_gradients(model, dist_info.world)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
-        optimizer.step()
-        if average is not None:
-            average.update(model)
+        optimizer_step(model, optimizer, loss, dist_info, max_norm=0.5, average=average)
         step += 1
         if step % recipe.log_every == 0:
             logger.log(
@@ -176,12 +170,7 @@ def train(recipe: DenoiserRecipe) -> Path:
             validate=lambda: validate(shipped, held_out, recipe.seed + 99),
             score="val/psnr",
             export=shipped.save_pretrained,
-            state=lambda: {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "recipe": dataclasses.asdict(recipe),
-                **({"ema": average.state_dict()} if average is not None else {}),
-            },
+            state=lambda: training_state(model, optimizer, recipe, average),
         )
         if out_of_time:
             break

@@ -27,14 +27,15 @@ from vlir.training.common import (
     Logger,
     Milestones,
     Recipe,
-    average_gradients,
     broadcast_weights,
     cosine_lr,
     load_recipe,
+    optimizer_step,
     parse_settings,
     resume,
     setup_distributed,
     split_holdout,
+    training_state,
 )
 from vlir.training.ema import resume_average
 
@@ -124,14 +125,7 @@ def train(recipe: PriorRecipe) -> Path:
         noise = torch.from_numpy(rng.standard_normal(clean.shape).astype(np.float32)).to(device)
         x, velocity = prior_pair(clean, sigma, noise)
         loss = F.mse_loss(model(x, sigma, captions.tokens, mask), velocity)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if dist_info.world > 1:
-            average_gradients(model, dist_info.world)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        if average is not None:
-            average.update(model)
+        optimizer_step(model, optimizer, loss, dist_info, max_norm=1.0, average=average)
         step += 1
         if step % recipe.log_every == 0:
             logger.log(
@@ -143,12 +137,7 @@ def train(recipe: PriorRecipe) -> Path:
             validate=validate,
             score="val/psnr",
             export=shipped.save_pretrained,
-            state=lambda: {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "recipe": dataclasses.asdict(recipe),
-                **({"ema": average.state_dict()} if average is not None else {}),
-            },
+            state=lambda: training_state(model, optimizer, recipe, average),
         )
     return out / "best"
 
