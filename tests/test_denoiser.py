@@ -168,3 +168,12 @@ def test_denoiser_training_runs_resumes_and_validates(
     record = parse_ops("blur sigma=1, noise sigma=20", np.random.default_rng(0))
     assert noise_sigma(record) == 20.0
     assert noise_sigma(parse_ops("rain", np.random.default_rng(0))) == 0.0
+
+
+def test_benchmark_names_say_which_restorer_variant() -> None:
+    from vlir.evaluation.models import restorer_variant
+
+    assert restorer_variant("restorer") == ("restorer", False, False)
+    assert restorer_variant("restorer+alone") == ("restorer", False, True)
+    assert restorer_variant("runs/x/best+alone+x8") == ("runs/x/best", True, True)
+    assert restorer_variant("restorer+x8+alone") == ("restorer", True, True)
