@@ -950,11 +950,12 @@ class Restorer:
             if decision.hazy is not None:
                 decision.prompt = RestorationPrompt.removing(("haze",)).format()
             decision.unseen = decision.enlarged is None and decision.hazy is None
-        if (deconvolve or decision.unseen) and restoring and decision.enlarged is None:
-            request = RestorationPrompt.parse(decision.prompt)
+        if decision.enlarged is not None:  # returned as it is: nothing to plan
+            return decision
+        request = RestorationPrompt.parse(decision.prompt)
+        if (deconvolve or decision.unseen) and restoring:
             decision.deconvolution = deconvolution_request(request, analysis, automatic=automatic)
-        if expert and self.denoiser is not None and decision.enlarged is None:
-            request = RestorationPrompt.parse(decision.prompt)
+        if expert and self.denoiser is not None:
             decision.noise = noise_request(request, analysis, automatic=automatic)
         return decision
 
