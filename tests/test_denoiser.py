@@ -170,6 +170,49 @@ def test_denoiser_training_runs_resumes_and_validates(
     assert noise_sigma(parse_ops("rain", np.random.default_rng(0))) == 0.0
 
 
+def test_psnr_loss_is_minus_the_mean_psnr_and_weighs_light_noise_as_heavy() -> None:
+    from vlir.training.denoiser import PSNR_LOSS_FLOOR, psnr_loss
+
+    clean = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    error = torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    scale = torch.tensor([10.0, 60.0]).view(2, 1, 1, 1) / 255  # a light and a heavy crop
+    output = (clean + error * scale).requires_grad_()
+    mse = ((output.detach() - clean) ** 2).mean(dim=(1, 2, 3))
+    loss = psnr_loss(output, clean)
+    assert torch.isclose(loss, (10 * torch.log10(mse)).mean())
+    loss.backward()
+    # each crop's gradient is its error over its MSE: the light crop pulls 6x harder per
+    # pixel, where L1's pull is the same sign-for-sign for both
+    light, heavy = (output.grad[i].abs().mean() for i in range(2))
+    assert torch.isclose(light / heavy, torch.tensor(6.0), rtol=0.1)
+    # below half a grey level a crop pushes no further
+    exact = clean.clone().requires_grad_()
+    assert torch.isclose(psnr_loss(exact, clean), 10 * torch.log10(torch.tensor(PSNR_LOSS_FLOOR)))
+    psnr_loss(exact, clean).backward()
+    assert exact.grad.abs().max() == 0
+
+
+def test_denoiser_training_takes_the_psnr_loss_and_refuses_an_unknown_one(
+    tmp_path: Path, tiny_training_data: tuple[Path, Path]
+) -> None:
+    from vlir.training.common import load_recipe
+    from vlir.training.denoiser import DenoiserRecipe, train
+
+    data, _ = tiny_training_data
+    recipe = tmp_path / "denoiser.yaml"
+    recipe.write_text(
+        f"data: {data}\nsteps: 1\nbatch: 2\ncrop: 32\nholdout: 1\nvalidate_every: 1\n"
+        "log_every: 1\ncheckpoint_minutes: 0\nmodel:\n  width: 8\n  encoder_blocks: [1]\n"
+        "  decoder_blocks: [1]\n  bottleneck_blocks: 1\n"
+    )
+    out = tmp_path / "run"
+    train(load_recipe(DenoiserRecipe, recipe, {"out": str(out), "loss": "psnr"}))
+    logged = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    assert logged["loss/psnr"] < 0  # minus a PSNR in dB
+    with pytest.raises(ValueError, match="loss: 'l2' is not one of l1, psnr"):
+        train(load_recipe(DenoiserRecipe, recipe, {"out": str(tmp_path / "b"), "loss": "l2"}))
+
+
 def test_benchmark_names_say_which_restorer_variant() -> None:
     from vlir.evaluation.models import restorer_variant
 
