@@ -143,19 +143,24 @@ def test_the_pipeline_gives_noise_alone_to_the_expert(
     assert plain(photo, prompt="denoise with sigma 15").noise_sigma is None
 
 
+def tiny_recipe(tmp_path: Path, data: Path, steps: int) -> Path:
+    """A recipe for a width-8 expert on the tiny photos, validating at its last step."""
+    recipe = tmp_path / "denoiser.yaml"
+    recipe.write_text(
+        f"data: {data}\nsteps: {steps}\nbatch: 2\ncrop: 32\nholdout: 1\n"
+        f"validate_every: {steps}\nlog_every: 1\ncheckpoint_minutes: 0\nmodel:\n"
+        "  width: 8\n  encoder_blocks: [1]\n  decoder_blocks: [1]\n  bottleneck_blocks: 1\n"
+    )
+    return recipe
+
+
 def test_denoiser_training_runs_resumes_and_validates(
     tmp_path: Path, tiny_training_data: tuple[Path, Path]
 ) -> None:
     from vlir.training.common import load_recipe
     from vlir.training.denoiser import DenoiserRecipe, noise_sigma, train
 
-    data, _ = tiny_training_data
-    recipe = tmp_path / "denoiser.yaml"
-    recipe.write_text(
-        f"data: {data}\nsteps: 2\nbatch: 2\ncrop: 32\nholdout: 1\nvalidate_every: 2\n"
-        "log_every: 1\ncheckpoint_minutes: 0\nmodel:\n  width: 8\n  encoder_blocks: [1]\n"
-        "  decoder_blocks: [1]\n  bottleneck_blocks: 1\n"
-    )
+    recipe = tiny_recipe(tmp_path, tiny_training_data[0], steps=2)
     out = tmp_path / "run"
     train(load_recipe(DenoiserRecipe, recipe, {"out": str(out)}))
     train(load_recipe(DenoiserRecipe, recipe, {"out": str(out), "steps": 3}))
@@ -198,13 +203,7 @@ def test_denoiser_training_takes_the_psnr_loss_and_refuses_an_unknown_one(
     from vlir.training.common import load_recipe
     from vlir.training.denoiser import DenoiserRecipe, train
 
-    data, _ = tiny_training_data
-    recipe = tmp_path / "denoiser.yaml"
-    recipe.write_text(
-        f"data: {data}\nsteps: 1\nbatch: 2\ncrop: 32\nholdout: 1\nvalidate_every: 1\n"
-        "log_every: 1\ncheckpoint_minutes: 0\nmodel:\n  width: 8\n  encoder_blocks: [1]\n"
-        "  decoder_blocks: [1]\n  bottleneck_blocks: 1\n"
-    )
+    recipe = tiny_recipe(tmp_path, tiny_training_data[0], steps=1)
     out = tmp_path / "run"
     train(load_recipe(DenoiserRecipe, recipe, {"out": str(out), "loss": "psnr"}))
     logged = json.loads((out / "log.jsonl").read_text().splitlines()[0])
