@@ -35,6 +35,25 @@ def test_denoiser_reads_its_sigma_map_and_round_trips(tmp_path: Path) -> None:
     assert TINY.multiple == 4
 
 
+def test_a_statistics_window_changes_only_maps_larger_than_a_training_crop() -> None:
+    """TLC: channel attention over the window a crop covered, so training on crops of
+    the window's size computes as before and a whole photo sees crop-sized statistics."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    model = DenoiserModel(TINY).eval()
+    for name, parameter in model.named_parameters():  # (zero alpha/beta: every block idle)
+        if name.endswith(("alpha", "beta")):
+            torch.nn.init.constant_(parameter, 1.0)
+    windowed = DenoiserModel(dataclasses.replace(TINY, statistics_window=32)).eval()
+    windowed.load_state_dict(model.state_dict())
+    assert [block.window for block in windowed.bottleneck] == [8]  # two halvings deep
+    crop, photo = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 96, 128)
+    with torch.no_grad():
+        assert torch.allclose(windowed(crop, 25.0), model(crop, 25.0), atol=1e-6)
+        assert not torch.allclose(windowed(photo, 25.0), model(photo, 25.0), atol=1e-4)
+
+
 def analysis_of(**read: tuple[float, float, bool]) -> Analysis:
     """An analysis where each op reads (probability, strength, found)."""
     findings = [
@@ -56,6 +75,13 @@ def analysis_of(**read: tuple[float, float, bool]) -> Analysis:
         # anything else found: the restorer does it all
         ("remove all degradation", {"noise": (0.9, 27.0, True), "blur": (0.8, 2.0, True)}, None),
         ("denoise", {"noise": (0.9, 27.0, True), "rain": (0.8, 0.01, True)}, None),
+        # a colour cast found and kept: the expert denoises through it; removed: the restorer
+        ("denoise", {"noise": (0.9, 27.0, True), "color_cast": (0.9, -0.4, True)}, (27.0, False)),
+        (
+            "remove all degradation",
+            {"noise": (0.9, 27.0, True), "color_cast": (0.9, -0.4, True)},
+            None,
+        ),
         # blind with nothing found, or more than noise asked for, or free words
         ("remove all degradation", {"noise": (0.1, 4.0, False)}, None),
         ("denoise; remove motion blur", {"noise": (0.9, 27.0, True)}, None),
@@ -78,6 +104,19 @@ def test_an_automatic_request_reads_its_numbers_as_readings() -> None:
     assert noise_request(request, read, automatic=True) == (26.6, False)
     read.note = "20x20 is under 32 px a side"
     assert noise_request(request, read) is None
+
+
+def test_shot_noise_alone_is_requested_as_shot_noise_with_its_peak() -> None:
+    from vlir.pipeline import noise_request
+
+    blind = RestorationPrompt.blind_prompt()
+    read = analysis_of(shot_noise=(0.8, 40.0, True), noise=(0.3, 14.0, False))
+    assert noise_request(blind, read, op="shot_noise") == (40.0, False)
+    assert noise_request(blind, read) is None  # white noise was not found
+    named = RestorationPrompt.parse("remove shot noise with peak 25")
+    assert noise_request(named, read, op="shot_noise") == (25.0, True)
+    both = analysis_of(shot_noise=(0.8, 40.0, True), noise=(0.9, 14.0, True))
+    assert noise_request(blind, both, op="shot_noise") is None  # two noises: the restorer
 
 
 @pytest.fixture
@@ -119,7 +158,12 @@ def test_the_pipeline_gives_noise_alone_to_the_expert(
     assert "by the noise expert (sigma 15, as stated)" in stated.report()
     assert "reference" not in stated.report()
     record = json.loads(json.dumps(stated.to_dict()))
-    assert record["denoiser"] == {"sigma": 15.0, "sigma_stated": True}
+    assert record["denoiser"] == {
+        "sigma": 15.0,
+        "sigma_stated": True,
+        "source": "stated",
+        "shot_peak": None,
+    }
     half = restorer(photo, prompt="denoise with sigma 15", strength=0.5)
     assert np.allclose(half.image, (np.clip(photo, 0, 1) + 0.5) / 2, atol=1e-6)
     # what the expert cannot read, or asked not to: the restorer
@@ -141,6 +185,75 @@ def test_the_pipeline_gives_noise_alone_to_the_expert(
     plain = Restorer.from_pretrained(restorer_path, denoiser=None)
     assert plain.denoiser is None
     assert plain(photo, prompt="denoise with sigma 15").noise_sigma is None
+
+
+def test_the_expert_gets_the_measured_level_unless_stated_or_grey(
+    with_expert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A level not stated is measured (PCA of the patches), not the tiny analyzer's
+    random read; a grey photo, which the measure cannot read, keeps the read."""
+    from skimage import data
+
+    from vlir.io import grey_rgb
+    from vlir.pipeline import Restorer
+
+    restorer_path, denoiser_path = with_expert
+    restorer = Restorer.from_pretrained(restorer_path, denoiser=str(denoiser_path))
+    given: list[float] = []
+
+    def keep(image: torch.Tensor, sigma: float) -> torch.Tensor:
+        given.append(sigma)
+        return image
+
+    monkeypatch.setattr(restorer.denoiser, "forward", keep)
+    clean = data.astronaut()[:192, 160:352].astype(np.float32) / 255.0
+    noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
+    result = restorer(clean + noise * np.float32(20 / 255), prompt="denoise")
+    assert result.noise_sigma_source == "measured" and abs(result.noise_sigma - 20) < 0.5
+    assert set(given) == {result.noise_sigma}
+    assert f"(sigma {round(result.noise_sigma, 1):g}, measured from the photo)" in result.report()
+    grey = grey_rgb(clean) + noise[..., :1] * np.float32(20 / 255)
+    read = restorer(grey, prompt="denoise")
+    assert read.noise_sigma_source == "read" and "read from the photo" in read.report()
+    stated = restorer(grey, prompt="denoise with sigma 9")
+    assert (stated.noise_sigma, stated.noise_sigma_source) == (9.0, "stated")
+
+
+def test_shot_noise_goes_to_the_expert_through_the_anscombe_transform(
+    with_expert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skimage import data
+
+    from vlir.degradations import get_op
+    from vlir.pipeline import Restorer
+    from vlir.restoration.anscombe import anscombe, inverse_anscombe, stabilised_sigma
+
+    restorer_path, denoiser_path = with_expert
+    restorer = Restorer.from_pretrained(restorer_path, denoiser=str(denoiser_path))
+    given: list[tuple[torch.Tensor, float]] = []
+
+    def keep(image: torch.Tensor, sigma: float) -> torch.Tensor:
+        given.append((image, sigma))
+        return image
+
+    monkeypatch.setattr(restorer.denoiser, "forward", keep)
+    clean = data.astronaut()[:192, 160:352].astype(np.float32) / 255.0
+    op = get_op("shot_noise")
+    noisy = op.apply(clean, op.params_type(peak=30.0, seed=0))
+    stated = restorer(noisy, prompt="remove shot noise with peak 30")
+    assert (stated.shot_peak, stated.noise_sigma_source) == (30.0, "stated")
+    assert stated.noise_sigma == pytest.approx(stabilised_sigma(30.0))
+    assert given[-1][1] == pytest.approx(stabilised_sigma(30.0))
+    pixels = torch.from_numpy(noisy).permute(2, 0, 1)[None]
+    assert torch.allclose(given[-1][0], anscombe(pixels, 30.0), atol=1e-5)  # transformed in
+    back = inverse_anscombe(anscombe(pixels, 30.0), 30.0)[0].permute(1, 2, 0).clamp(0, 1)
+    assert np.allclose(stated.image, back.numpy(), atol=1e-5)  # and undone after
+    assert "(on the Anscombe transform, peak 30, as stated)" in stated.report()
+    assert stated.to_dict()["denoiser"]["shot_peak"] == 30.0
+    measured = restorer(noisy, prompt="remove shot noise")  # the tiny analyzer's read, corrected
+    assert measured.noise_sigma_source == "measured" and abs(measured.shot_peak - 30) < 2
+    # too strong for the expert's sigmas (peak 2: sigma 117 transformed): the restorer
+    assert restorer(noisy, prompt="remove shot noise with peak 2").noise_sigma is None
 
 
 def tiny_recipe(tmp_path: Path, data: Path, steps: int) -> Path:
