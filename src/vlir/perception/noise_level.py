@@ -1,19 +1,21 @@
 """The level of white noise in a colour photo, measured by PCA of its patches.
 
-Perception's learned head reads a noise level to the nearest few units (on 16 held-out
-BSD400 photos, a mean error of 0.5-0.9 at sigma 15-35 and up to 4 at 5 or 75), and
-the noise expert is sharp about it: two units too many smooth a flat photo by half a dB.
+Perception's learned head reads a noise level to the nearest unit or few (on the 16
+held-out BSD400 photos, a mean error of 0.3-0.9 at sigma 3-35, 1.3 at 50, 2.9 at 75),
+and the noise expert is sharp about it: two units too many smooth a flat photo by half a
+dB (CBSD68's 302008 at sigma 15, read 17).
 Chen, Zhu & Heng (ICCV 2015) measure it instead: natural patches span few directions,
 white noise adds the same variance to every one, so the smallest eigenvalues of the
 patches' covariance are the noise's alone. Which are "the smallest" is the longest tail
 whose mean is no more than its median (noise eigenvalues scatter symmetrically; one
 image direction among them drags the mean up). Taken over the three channels together,
 a colour photo's patches are far from full rank (its channels move together, the noise
-does not), and the measure is within a tenth of a unit of the truth (same photos, sigma
-5-75); one plane's 5x5 patches are not, so grey photos are left to perception.
+does not), and the measure's mean error is 0.03-0.17 (same photos, sigma 1-75, largest
+0.42; ``python benchmarks/noise_level.py``); one plane's 5x5 patches are not (0.5-3
+high), so grey photos are left to perception.
 
 Clipping truncates the noise, and with it the variance measured: patches with a value at
-exactly 0 or 1 are left out (an 8-bit file reads within 0.3 of the truth to sigma 25),
+exactly 0 or 1 are left out (8-bit files: mean error 0.25 at sigma 25, largest 0.48),
 and where most are, as in an 8-bit file of strong noise, the rest are noise cut short
 and None is returned (perception, trained on clipped noise, reads it).
 """

@@ -5,9 +5,9 @@ whole photo. Anscombe's square root, 2 sqrt(counts + 3/8), turns Poisson counts 
 values of unit variance whatever their mean, so the expert denoises the transformed photo
 at one sigma and the transform is undone. The plain algebraic inverse is biased at low
 counts (the square root of a mean is not the mean of a square root); Makitalo & Foi's
-closed form of the exact unbiased inverse (IEEE TIP 2011) is used instead. On 8
-held-out BSD400 photos this takes shot noise 1.6-1.7 dB further than the restorer at
-peaks 10-100 (``benchmarks/denoiser.py``).
+closed form of the exact unbiased inverse (IEEE TIP 2011) is used instead. On the 16
+held-out BSD400 photos this takes shot noise 1.2-1.6 dB further than the restorer at
+peaks 10-300 (``python benchmarks/denoiser.py --noise shot``).
 
 Values live in [0, 1] as the engine's ``shot_noise`` op leaves them (counts / peak);
 ``peak`` is the photon count at white.
