@@ -163,6 +163,7 @@ def test_the_pipeline_gives_noise_alone_to_the_expert(
         "sigma_stated": True,
         "source": "stated",
         "shot_peak": None,
+        "present": None,
     }
     half = restorer(photo, prompt="denoise with sigma 15", strength=0.5)
     assert np.allclose(half.image, (np.clip(photo, 0, 1) + 0.5) / 2, atol=1e-6)
@@ -217,6 +218,40 @@ def test_the_expert_gets_the_measured_level_unless_stated_or_grey(
     assert read.noise_sigma_source == "read" and "read from the photo" in read.report()
     stated = restorer(grey, prompt="denoise with sigma 9")
     assert (stated.noise_sigma, stated.noise_sigma_source) == (9.0, "stated")
+
+
+def test_a_stated_sigma_under_the_measured_one_puts_the_rest_back(
+    with_expert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "denoise with sigma 20" on sigma-40 noise: the expert removes all 40 and
+    sqrt(40^2 - 20^2) / 40 of what it removed is put back (the engine's partial target)."""
+    from skimage import data
+
+    from vlir.pipeline import Restorer
+
+    restorer_path, denoiser_path = with_expert
+    restorer = Restorer.from_pretrained(restorer_path, denoiser=str(denoiser_path))
+    given: list[float] = []
+
+    def grey_out(image: torch.Tensor, sigma: float) -> torch.Tensor:
+        given.append(sigma)
+        return torch.full_like(image, 0.5)
+
+    monkeypatch.setattr(restorer.denoiser, "forward", grey_out)
+    clean = data.astronaut()[:192, 160:352].astype(np.float32) / 255.0
+    noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
+    noisy = clean + noise * np.float32(40 / 255)
+    partial = restorer(noisy, prompt="denoise with sigma 20")
+    present = partial.noise_sigma_present
+    assert abs(present - 40) < 1 and given == [present]  # told all of it
+    assert (partial.noise_sigma, partial.noise_sigma_source) == (20.0, "stated")
+    keep = np.sqrt(present**2 - 20**2) / present
+    assert np.allclose(partial.image, np.clip(0.5 + keep * (noisy - 0.5), 0, 1), atol=1e-5)
+    assert f"of sigma {round(present, 1):g} measured, the rest left" in partial.report()
+    given.clear()  # stated at (or over) what is there: the stated level, nothing put back
+    whole = restorer(noisy, prompt="denoise with sigma 40")
+    assert given == [40.0] and whole.noise_sigma_present is None
+    assert np.allclose(whole.image, 0.5)
 
 
 def test_shot_noise_goes_to_the_expert_through_the_anscombe_transform(
