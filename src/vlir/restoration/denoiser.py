@@ -23,6 +23,7 @@ from torch import nn
 
 from vlir.modeling import PretrainedModel
 from vlir.restoration.blocks import NAFBlock
+from vlir.restoration.local_statistics import window_at
 
 SIGMA_SCALE = 50.0
 """The map holds sigma / SIGMA_SCALE (sigma on the 0-255 scale): inputs near 1."""
@@ -50,9 +51,7 @@ class DenoiserConfig:
 
     def window_at(self, level: int) -> int | None:
         """``statistics_window`` in pixels of the map ``level`` down-samplings deep."""
-        if self.statistics_window is None:
-            return None
-        return max(1, self.statistics_window // 2**level)
+        return window_at(self.statistics_window, level)
 
 
 def _stage(channels: int, blocks: int, window: int | None) -> nn.ModuleList:

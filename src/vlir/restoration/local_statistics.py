@@ -24,6 +24,12 @@ import torch.nn.functional as F
 STEPS_PER_WINDOW = 8
 
 
+def window_at(window: int | None, level: int) -> int | None:
+    """A statistics window of ``window`` pixels, in pixels of the map ``level``
+    down-samplings deep (None: the whole map)."""
+    return None if window is None else max(1, window // 2**level)
+
+
 def _valid_window_sums(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
     """Sums of every run of ``size`` entries along ``dim`` (length L -> L - size + 1)."""
     total = torch.cumsum(x, dim)

@@ -25,6 +25,7 @@ from vlir.conditioning import Conditioning
 from vlir.errors import VlirError
 from vlir.modeling import PretrainedModel
 from vlir.restoration.blocks import CrossAttentionBlock, NAFBlock, ReferenceBlock
+from vlir.restoration.local_statistics import window_at
 from vlir.restoration.prompt_encoder import QueryPromptEncoder
 
 
@@ -70,9 +71,7 @@ class RestorerConfig:
 
     def window_at(self, level: int) -> int | None:
         """``statistics_window`` in pixels of the map ``level`` down-samplings deep."""
-        if self.statistics_window is None:
-            return None
-        return max(1, self.statistics_window // 2**level)
+        return window_at(self.statistics_window, level)
 
 
 class _Stage(nn.Module):
