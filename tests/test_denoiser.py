@@ -73,8 +73,20 @@ def analysis_of(**read: tuple[float, float, bool]) -> Analysis:
         # named but not found: the level read all the same
         ("denoise", {"noise": (0.1, 4.0, False)}, (4.0, False)),
         # anything else found: the restorer does it all
-        ("remove all degradation", {"noise": (0.9, 27.0, True), "blur": (0.8, 2.0, True)}, None),
         ("denoise", {"noise": (0.9, 27.0, True), "rain": (0.8, 0.01, True)}, None),
+        (
+            "remove all degradation",
+            {"noise": (0.9, 27.0, True), "blur": (0.8, 2.0, True), "rain": (0.8, 0.01, True)},
+            None,
+        ),
+        # but a blur under the noise: kept ("denoise") or divided out after (blind)
+        (
+            "remove all degradation",
+            {"noise": (0.9, 27.0, True), "blur": (0.8, 2.0, True)},
+            (27.0, False),
+        ),
+        ("denoise", {"noise": (0.9, 27.0, True), "defocus": (0.8, 3.0, True)}, (27.0, False)),
+        ("denoise; remove motion blur", {"noise": (0.9, 27.0, True)}, (27.0, False)),
         # a colour cast found and kept: the expert denoises through it; removed: the restorer
         ("denoise", {"noise": (0.9, 27.0, True), "color_cast": (0.9, -0.4, True)}, (27.0, False)),
         (
@@ -84,7 +96,7 @@ def analysis_of(**read: tuple[float, float, bool]) -> Analysis:
         ),
         # blind with nothing found, or more than noise asked for, or free words
         ("remove all degradation", {"noise": (0.1, 4.0, False)}, None),
-        ("denoise; remove motion blur", {"noise": (0.9, 27.0, True)}, None),
+        ("denoise; remove the haze", {"noise": (0.9, 27.0, True)}, None),
         ("remove the rain", {"noise": (0.9, 27.0, True)}, None),
         ("make it look nice", {"noise": (0.9, 27.0, True)}, None),
     ],
@@ -117,6 +129,45 @@ def test_shot_noise_alone_is_requested_as_shot_noise_with_its_peak() -> None:
     assert noise_request(named, read, op="shot_noise") == (25.0, True)
     both = analysis_of(shot_noise=(0.8, 40.0, True), noise=(0.9, 14.0, True))
     assert noise_request(blind, both, op="shot_noise") is None  # two noises: the restorer
+    blurred = analysis_of(shot_noise=(0.8, 40.0, True), blur=(0.8, 2.0, True))
+    assert noise_request(blind, blurred, op="shot_noise") is None  # white noise only
+
+
+def test_a_blur_under_the_noise_is_planned_for_the_experts_output() -> None:
+    """Removed, a blur found with the noise is divided out of the expert's output: a
+    Gaussian read as one (fitted), defocus as estimated, at a balance growing with the
+    sigma; "denoise" keeps it; automatic with the noise alone found, an estimate that
+    spreads far enough."""
+    from vlir.deconvolution import WIENER_BALANCE_BY_BLUR, wiener_balance
+    from vlir.deconvolution.fourier import BALANCE_PER_NOISE
+    from vlir.pipeline import (
+        UNSEEN_UNDER_NOISE_SIGMA,
+        UNSEEN_UNDER_NOISE_SPREAD,
+        deconvolution_request,
+    )
+
+    blind = RestorationPrompt.blind_prompt()
+    gaussian = analysis_of(noise=(0.9, 50.0, True), blur=(0.8, 2.0, True))
+    plan = deconvolution_request(blind, gaussian, under_noise=50.0)
+    assert plan is not None and plan.fitted and plan.read_sigma == 2.0
+    assert plan.balance == wiener_balance(("blur",), 50.0) == BALANCE_PER_NOISE * 50 / 255
+    assert deconvolution_request(blind, gaussian) is None  # without the expert: the restorer
+    light = deconvolution_request(blind, gaussian, under_noise=2.0)
+    assert light.balance == WIENER_BALANCE_BY_BLUR["blur"]  # never under the blur's own
+    disk = analysis_of(noise=(0.9, 25.0, True), defocus=(0.8, 4.0, True))
+    plan = deconvolution_request(blind, disk, under_noise=25.0)
+    assert plan is not None and not plan.fitted and plan.read_sigma is None
+    assert plan.least_spread == 0.0
+    kept = RestorationPrompt.parse("denoise")
+    assert deconvolution_request(kept, gaussian, under_noise=50.0) is None
+    alone = analysis_of(noise=(0.9, 25.0, True))
+    automatic = RestorationPrompt.parse("denoise with sigma 25")
+    unseen = deconvolution_request(automatic, alone, automatic=True, under_noise=25.0)
+    assert unseen is not None and unseen.fitted
+    assert unseen.least_spread == UNSEEN_UNDER_NOISE_SPREAD
+    assert deconvolution_request(automatic, alone, under_noise=25.0) is None  # the words'
+    heavy = UNSEEN_UNDER_NOISE_SIGMA + 1  # a denoised sharp photo can read blurred there
+    assert deconvolution_request(automatic, alone, automatic=True, under_noise=heavy) is None
 
 
 @pytest.fixture
@@ -186,6 +237,44 @@ def test_the_pipeline_gives_noise_alone_to_the_expert(
     plain = Restorer.from_pretrained(restorer_path, denoiser=None)
     assert plain.denoiser is None
     assert plain(photo, prompt="denoise with sigma 15").noise_sigma is None
+
+
+def test_a_blur_removed_with_the_noise_is_divided_out_of_the_experts_output(
+    with_expert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The expert (here one that changes nothing) first, then the stated Gaussian divided
+    out of what it returns; "denoise" alone keeps the blur; --no-deconvolve: the restorer."""
+    from skimage import data
+
+    from vlir.deconvolution import gaussian_psf, wiener_balance, wiener_deconvolve
+    from vlir.degradations import parse_ops
+    from vlir.pipeline import Restorer
+
+    restorer_path, denoiser_path = with_expert
+    restorer = Restorer.from_pretrained(restorer_path, denoiser=str(denoiser_path))
+    given: list[float] = []
+
+    def keep(image: torch.Tensor, sigma: float) -> torch.Tensor:
+        given.append(sigma)
+        return image
+
+    monkeypatch.setattr(restorer.denoiser, "forward", keep)
+    clean = data.astronaut()[:192, 160:352].astype(np.float32) / 255.0
+    blurred = parse_ops("blur sigma=2", np.random.default_rng(0)).apply(clean)
+    result = restorer(blurred, prompt="deblur with sigma 2; denoise with sigma 5")
+    assert given == [5.0] and result.sigma == 2.0 and result.action == "restored"
+    balance = wiener_balance(("blur",), 5.0)
+    expected = np.clip(wiener_deconvolve(blurred, gaussian_psf(2.0), balance), 0, 1)
+    assert np.allclose(result.image, expected, atol=1e-5)
+    assert np.mean((result.image - clean) ** 2) < 0.5 * np.mean((blurred - clean) ** 2)
+    report = result.report()
+    assert "by the noise expert (sigma 5, as stated)" in report
+    assert "blur by deconvolution (a Gaussian of sigma 2.00, as stated)" in report
+    assert result.to_dict()["deconvolution"]["gaussian_sigma"] == 2.0
+    kept = restorer(blurred, prompt="denoise with sigma 5")
+    assert kept.kernel is None and np.allclose(kept.image, blurred, atol=1e-6)
+    both = restorer(blurred, prompt="deblur with sigma 2; denoise with sigma 5", deconvolve=False)
+    assert both.noise_sigma is None and both.kernel is None  # the restorer does both
 
 
 def test_the_expert_gets_the_measured_level_unless_stated_or_grey(

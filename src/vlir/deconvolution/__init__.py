@@ -6,12 +6,15 @@ and moved defocus and Gaussian blur by under 1 dB, where the estimated kernel's 
 gains 1.7-3.7). The blur itself is a convolution, so where it is all a photo has to lose, the
 pipeline estimates the kernel (coarse to fine, Cho & Lee 2009) and divides it out in the
 Fourier domain (a Gaussian blur, one number, by the Gaussian it reads as:
-``gaussian``); in mixtures the restorer does everything. Numbers: the weights README.
+``gaussian``). In mixtures the restorer does everything, but for a blur under white
+noise: the noise expert denoises, and the blur is divided out of its output at a balance
+that grows with the noise (``wiener_balance``). Numbers: the weights README.
 """
 
 from vlir.deconvolution.fourier import (
     WIENER_BALANCE_BY_BLUR,
     psf_to_otf,
+    wiener_balance,
     wiener_deconvolve,
 )
 from vlir.deconvolution.gaussian import gaussian_psf, gaussian_width, narrowest_gaussian
@@ -36,5 +39,6 @@ __all__ = [
     "kernel_spread",
     "narrowest_gaussian",
     "psf_to_otf",
+    "wiener_balance",
     "wiener_deconvolve",
 ]
