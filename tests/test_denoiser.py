@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -215,6 +216,7 @@ def test_the_pipeline_gives_noise_alone_to_the_expert(
         "source": "stated",
         "shot_peak": None,
         "present": None,
+        "retyped": False,
     }
     half = restorer(photo, prompt="denoise with sigma 15", strength=0.5)
     assert np.allclose(half.image, (np.clip(photo, 0, 1) + 0.5) / 2, atol=1e-6)
@@ -378,6 +380,95 @@ def test_shot_noise_goes_to_the_expert_through_the_anscombe_transform(
     assert measured.noise_sigma_source == "measured" and abs(measured.shot_peak - 30) < 2
     # too strong for the expert's sigmas (peak 2: sigma 117 transformed): the restorer
     assert restorer(noisy, prompt="remove shot noise with peak 2").noise_sigma is None
+
+
+def test_the_kind_of_noise_read_gives_way_to_the_kind_measured(
+    with_expert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Automatic, white noise read as shot noise goes to the expert as white noise at
+    its measured sigma, and shot noise read as white through the Anscombe transform; the
+    words' kind stands."""
+    from skimage import data
+
+    import vlir.pipeline
+    from vlir.degradations import get_op
+    from vlir.pipeline import Restorer
+
+    restorer_path, denoiser_path = with_expert
+    restorer = Restorer.from_pretrained(restorer_path, denoiser=str(denoiser_path))
+    monkeypatch.setattr(restorer.denoiser, "forward", lambda image, sigma: image)
+    analyze = vlir.pipeline.analyze
+
+    def reads_as(op: str, level: float, words: str) -> Callable:
+        def read(model: object, pixels: torch.Tensor) -> Analysis:
+            real = analyze(model, pixels)
+            finding = [Finding(op, 0.9, level, get_op(op).strength, True)]
+            return Analysis(finding, RestorationPrompt.parse(words), real.perception)
+
+        return read
+
+    clean = data.astronaut()[:192, 160:352].astype(np.float32) / 255.0
+    noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
+    white = clean + noise * np.float32(20 / 255)
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            "vlir.pipeline.analyze", reads_as("shot_noise", 40.0, "remove shot noise with peak 40")
+        )
+        retyped = restorer(white)
+        named = restorer(white, prompt="remove shot noise")
+    assert retyped.noise_retyped and retyped.shot_peak is None
+    assert abs(retyped.noise_sigma - 20) < 1 and retyped.noise_sigma_source == "measured"
+    assert "white noise, not the shot noise read" in retyped.report()
+    assert retyped.to_dict()["denoiser"]["retyped"]
+    assert not named.noise_retyped and named.shot_peak is not None  # the words' kind
+    op = get_op("shot_noise")
+    shot = op.apply(clean, op.params_type(peak=100.0, seed=0))
+    with monkeypatch.context() as patch:
+        patch.setattr("vlir.pipeline.analyze", reads_as("noise", 12.0, "denoise with sigma 12"))
+        measured = restorer(shot)
+    assert measured.noise_retyped and abs(measured.shot_peak - 100) < 10
+    assert "shot noise, not the white noise read" in measured.report()
+
+
+def test_clipped_strong_noise_has_its_level_fitted_after_a_first_pass(
+    with_expert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An 8-bit photo of sigma-60 noise, which the PCA measure declines: the expert runs
+    at the level read, the sigma is fitted to the clipped noise against its output, and
+    the expert runs again at that."""
+    from skimage import data
+
+    import vlir.pipeline
+    from vlir.pipeline import Restorer
+
+    restorer_path, denoiser_path = with_expert
+    restorer = Restorer.from_pretrained(restorer_path, denoiser=str(denoiser_path))
+    clean = data.astronaut()[:192, 160:352].astype(np.float32) / 255.0
+    given: list[float] = []
+
+    def perfect(image: torch.Tensor, sigma: float) -> torch.Tensor:
+        given.append(sigma)
+        return torch.from_numpy(clean).permute(2, 0, 1)[None]
+
+    monkeypatch.setattr(restorer.denoiser, "forward", perfect)
+    analyze = vlir.pipeline.analyze
+
+    def reads_low(model: object, pixels: torch.Tensor) -> Analysis:
+        real = analyze(model, pixels)
+        finding = [Finding("noise", 0.9, 40.0, "sigma", True)]
+        return Analysis(finding, RestorationPrompt.parse("denoise with sigma 40"), real.perception)
+
+    noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
+    file = np.round(np.clip(clean + noise * np.float32(60 / 255), 0, 1) * 255) / 255
+    with monkeypatch.context() as patch:
+        patch.setattr("vlir.pipeline.analyze", reads_low)
+        result = restorer(file.astype(np.float32))
+    assert given[0] == 40.0 and len(given) == 2 and abs(given[1] - 60) < 2
+    assert result.noise_sigma == given[1] and result.noise_sigma_source == "fitted"
+    assert "fitted to the photo's clipped noise" in result.report()
+    given.clear()
+    restorer(file.astype(np.float32), prompt="denoise with sigma 55")  # stated: one pass
+    assert given == [55.0]
 
 
 def tiny_recipe(tmp_path: Path, data: Path, steps: int) -> Path:

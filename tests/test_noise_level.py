@@ -57,12 +57,51 @@ def test_bands_and_strides_cover_the_positions_a_whole_unfold_does(
     monkeypatch.setattr(noise_level, "MAX_PATCHES", 400)  # stride 3 on 57x43 positions
     patches = F.unfold(image.double()[None], 5, stride=3)[0]  # [75, positions]
     expected = torch.cov(patches, correction=0)
-    covariance, count, sampled = patch_covariance(image)
+    covariance, count, sampled, brightness = patch_covariance(image)
     assert count == sampled == patches.shape[1] == 19 * 15
     assert torch.allclose(covariance, expected, atol=1e-12)
+    assert brightness == pytest.approx(float(patches.mean()))
+    means = patches.mean(dim=0)
+    darker = patch_covariance(image, brightness=(0.0, float(means.median())))
+    assert darker.count == int((means < means.median()).sum())
+    assert darker.brightness == pytest.approx(float(patches[:, means < means.median()].mean()))
 
 
 def test_the_noise_eigenvalues_are_the_tail_whose_mean_is_its_median() -> None:
     noise = np.array([1.0, 1.1, 0.9, 1.05, 0.95])
     assert noise_eigenvalue(np.concatenate([noise, [40.0, 9.0, 3.0]])) == pytest.approx(1.0)
     assert noise_eigenvalue(noise[::-1]) == pytest.approx(1.0)
+
+
+def test_noise_kind_tells_shot_noise_by_its_growth_with_brightness(clean: torch.Tensor) -> None:
+    """White noise's variance is the same in the darker and brighter halves of the
+    patches; shot noise's grows in proportion to their brightness."""
+    from vlir.degradations import parse_ops
+    from vlir.perception.noise_level import noise_kind
+
+    photo = clean.permute(1, 2, 0).numpy()
+
+    def degraded(ops: str) -> torch.Tensor:
+        out = parse_ops(ops, np.random.default_rng(0)).apply(photo)
+        return torch.from_numpy(out).permute(2, 0, 1)
+
+    assert noise_kind(degraded("noise sigma=20")) == "noise"
+    assert noise_kind(degraded("shot_noise peak=100")) == "shot_noise"
+    assert noise_kind(degraded("shot_noise peak=200")) == "shot_noise"
+    # at peak 30 most dark patches hold a zero count: too few left to tell, never "white"
+    assert noise_kind(degraded("shot_noise peak=30")) in ("shot_noise", None)
+    flat = noisy(torch.full_like(clean, 0.5), 20)  # one brightness: the two are one noise
+    assert noise_kind(flat) == "noise"
+    assert noise_kind(noisy(clean[:1], 20).expand(3, -1, -1)) is None  # grey
+
+
+def test_censored_sigma_reads_noise_clipped_at_0_and_1(clean: torch.Tensor) -> None:
+    """Strong noise cut short by an 8-bit file: the PCA measure declines, the censored
+    fit against the noise-free photo finds the sigma; unclipped, it finds it as well."""
+    from vlir.perception.noise_level import censored_sigma, clipped_share
+
+    file = (noisy(clean, 60).clamp(0, 1) * 255).round() / 255
+    assert clipped_share(file) > clipped_share(clean) + 0.05  # (the suit is white as it is)
+    assert white_noise_sigma(file) is None
+    assert abs(censored_sigma(file, clean) - 60) < 2
+    assert abs(censored_sigma(noisy(clean, 20), clean) - 20) < 1

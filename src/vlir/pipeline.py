@@ -27,7 +27,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -58,7 +58,12 @@ from vlir.perception import Analysis, PerceptionModel, analyze, load_perception
 from vlir.perception.analyze import too_small
 from vlir.perception.jpeg_grid import GRID, jpeg_grid_start
 from vlir.perception.model import Perception
-from vlir.perception.noise_level import white_noise_sigma
+from vlir.perception.noise_level import (
+    censored_sigma,
+    clipped_share,
+    noise_kind,
+    white_noise_sigma,
+)
 from vlir.restoration import RestorerModel, make_conditioning, semantic_tower
 from vlir.restoration.anscombe import anscombe, inverse_anscombe, measured_peak, stabilised_sigma
 from vlir.restoration.denoiser import DenoiserConfig, DenoiserModel
@@ -196,8 +201,9 @@ class Restoration:
     (``vlir.restoration.denoiser``); None: it did not."""
     noise_sigma_source: str | None = None
     """Where ``noise_sigma`` (or ``shot_peak``) came from: "stated" (the request's own),
-    "measured" (PCA of the photo's patches, ``vlir.perception.noise_level``) or "read"
-    (perception's head, where the measure cannot be trusted: a grey or clipped photo)."""
+    "measured" (PCA of the photo's patches, ``vlir.perception.noise_level``), "fitted"
+    (to the clipped noise of a photo the PCA cannot read, ``censored_sigma``) or "read"
+    (perception's head, where neither can be trusted: a grey photo)."""
     noise_sigma_present: float | None = None
     """White noise measured stronger than the stated ``noise_sigma``: the expert removed it
     all and put back what the words leave (``NoiseLevel.present``); None otherwise."""
@@ -205,6 +211,9 @@ class Restoration:
     """The shot noise's peak, where the expert restored the photo's Anscombe transform
     (``vlir.restoration.anscombe``; ``noise_sigma`` is then the transform's); None: white
     noise, or no expert."""
+    noise_retyped: bool = False
+    """The noise was read as the other kind (white or shot) and measured as this one
+    (``measured_kind``)."""
 
     @property
     def noise_sigma_stated(self) -> bool:
@@ -251,6 +260,7 @@ class Restoration:
                 "present": None
                 if self.noise_sigma_present is None
                 else round(self.noise_sigma_present, 2),
+                "retyped": self.noise_retyped,
             },
             "tiles": self.tiles,
             "gathering_passes": self.gathered,
@@ -306,6 +316,11 @@ class Restoration:
             if self.noise_sigma_present is not None:
                 present = round(self.noise_sigma_present, 1)
                 source += f"; of sigma {present:g} measured, the rest left"
+            if self.noise_retyped and self.shot_peak is None:
+                source += ": white noise, not the shot noise read (it does not grow with"
+                source += " the brightness)"
+            elif self.noise_retyped:
+                source += ": shot noise, not the white noise read (it grows with the brightness)"
             refined += f"; by the noise expert ({level}, {source})"
         if self.views > 1:
             turns = "flips and quarter turns" if self.views == 8 else "upright flips (a JPEG)"
@@ -334,6 +349,7 @@ class Restoration:
 NOISE_SOURCES = {
     "stated": "as stated",
     "measured": "measured from the photo",
+    "fitted": "fitted to the photo's clipped noise",
     "read": "read from the photo",
 }
 """How a report says where the noise expert's sigma came from."""
@@ -653,13 +669,21 @@ class NoiseLevel:
     level: float
     """Sigma (0-255 scale) for white noise, the peak for shot noise."""
     source: str
-    """"stated", "measured" or "read": ``Restoration.noise_sigma_source``."""
+    """"stated", "measured", "fitted" (``censored``) or "read":
+    ``Restoration.noise_sigma_source``."""
     present: float | None = None
     """White noise measured stronger than a stated sigma (by over 1): the expert removes
     all of it and ``keep`` of it is put back, so the noise left is sqrt(present^2 -
     stated^2), the engine's partial target. Told the lower sigma instead, the expert,
     trained on the true one, leaves erratic noise (a sigma 10..50 sweep on sigma-50 noise
     fell monotonically on 1 or 3 of 4 CBSD68 photos, against 4 of 4 this way)."""
+    retyped: bool = False
+    """The noise read as the other kind (white or shot), measured as this one
+    (``measured_kind``)."""
+    censored: bool = False
+    """White noise read, not measured, in a photo clipped at 0 and 1 (``CENSORED_SHARE``):
+    the level is fitted to the clipped noise after a first pass of the expert at the
+    reading (``censored_sigma``; source "fitted")."""
 
     @property
     def keep(self) -> float:
@@ -688,9 +712,11 @@ def noise_level(
     max_sigma: float,
 ) -> NoiseLevel | None:
     """The level for the noise expert (``noise_request``): the stated one, else the one
-    measured from ``pixels`` [1, 3, H, W] (``measured_level``), else the one read; with a
-    stated sigma under the measured one, that too (``NoiseLevel.present``). None: the
-    restorer, also for shot noise stronger than the expert's ``max_sigma`` reaches."""
+    measured from ``pixels`` [1, 3, H, W] (``measured_level``), else the one read (to be
+    fitted after a first pass where the photo is clipped: ``NoiseLevel.censored``); with a
+    stated sigma under the measured one, that too (``NoiseLevel.present``). Automatic or
+    blind, the kind of noise measured overrides the kind read (``measured_kind``). None:
+    the restorer, also for shot noise stronger than the expert's ``max_sigma`` reaches."""
     for op in EXPERT_NOISES:
         level = noise_request(request, analysis, automatic=automatic, op=op)
         if level is not None:
@@ -707,9 +733,39 @@ def noise_level(
     else:
         source = "read" if measured is None else "measured"
         noise = NoiseLevel(op, value if measured is None else measured, source)
+        found = {finding.op for finding in analysis.found}
+        if (automatic or request.blind) and found == {op} and not grey and pixels is not None:
+            noise = measured_kind(pixels[0], noise)
+        clipped = pixels is not None and clipped_share(pixels[0]) >= CENSORED_SHARE
+        if noise.source == "read" and noise.op == "noise" and not grey and clipped:
+            noise = replace(noise, censored=True)
     if op == "shot_noise" and noise.sigma > max_sigma:
         return None
     return noise
+
+
+CENSORED_SHARE = 0.01
+"""A photo with this share of its values exactly 0 or 1, whose white noise the PCA
+measure declines, has the level fitted to its clipped noise (``NoiseLevel.censored``)."""
+
+
+def measured_kind(photo: torch.Tensor, noise: NoiseLevel) -> NoiseLevel:
+    """``noise`` as perception read its kind (white or shot), or the other kind, measured
+    from ``photo`` [3, H, W], where the photo's noise says so (``noise_kind``: whether its
+    variance grows with the brightness) and its level can be measured.
+    Perception read CBSD68's 3096 (mostly sky) with white noise of sigma 15 as shot noise
+    (peak 186): through the Anscombe transform, 40.26 dB, where the expert given the true
+    sigma reaches 41.77."""
+    kind = noise_kind(photo)
+    if kind is None or kind == noise.op:
+        return noise
+    if kind == "noise":
+        sigma = white_noise_sigma(photo)
+        return noise if sigma is None else NoiseLevel(kind, sigma, "measured", retyped=True)
+    # shot noise's variance is the brightness over the peak: a first guess of the peak
+    guess = float(photo.mean()) / (noise.level / 255.0) ** 2
+    peak = measured_level(kind, photo, guess)
+    return noise if peak is None else NoiseLevel(kind, peak, "measured", retyped=True)
 
 
 def measured_level(op: str, photo: torch.Tensor, read: float) -> float | None:
@@ -1015,18 +1071,28 @@ class Restorer:
         elif deblurred is not None:
             restored = torch.from_numpy(deblurred.image).permute(2, 0, 1)[None]
         elif decision.noise is not None and self.denoiser is not None:
-            denoiser, noise, sigma = self.denoiser, decision.noise, decision.noise.sigma
+            denoiser, noise = self.denoiser, decision.noise
             shot = noise.op == "shot_noise"  # white in the Anscombe transform, undone after
-            restored, gathered = self._restore_views(
-                anscombe(pixels, noise.level) if shot else pixels,
-                None,
-                lambda patch, _: denoiser(patch, sigma),
-                passes,
-                config=denoiser.config,
-                views=views,
-                tile=tile_size if use_tiles else None,
-                gather=gather,
-            )
+            source = anscombe(pixels, noise.level) if shot else pixels
+
+            def denoise(sigma: float, over: tuple[int, ...]) -> tuple[torch.Tensor, int]:
+                return self._restore_views(
+                    source,
+                    None,
+                    lambda patch, _: denoiser(patch, sigma),
+                    passes,
+                    config=denoiser.config,
+                    views=over,
+                    tile=tile_size if use_tiles else None,
+                    gather=gather,
+                )
+
+            if noise.censored:  # clipped strong noise: the level fitted to a first pass
+                first, _ = denoise(noise.sigma, (0,))
+                fitted = censored_sigma(pixels[0], first[0].clamp(0, 1))
+                noise = replace(noise, level=fitted, source="fitted", censored=False)
+                decision.noise = noise
+            restored, gathered = denoise(noise.sigma, views)
             if shot:
                 restored = inverse_anscombe(restored, noise.level)
             denoised = restored
@@ -1101,6 +1167,7 @@ class Restorer:
             shot_peak=decision.noise.level
             if decision.noise is not None and decision.noise.op == "shot_noise"
             else None,
+            noise_retyped=decision.noise is not None and decision.noise.retyped,
         )
 
     def _check(
