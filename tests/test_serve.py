@@ -44,7 +44,10 @@ def test_a_restored_upload_is_the_file_the_cli_writes(
         strength=0.8,
         progress=lambda done, total: passes.append((done, total)),
     )
-    assert passes == [(1, 1)]  # a small photo: one pass, untiled
+    # a small photo, untiled; clipped at 0 and 1 (sigma-30 noise on a white suit), so the
+    # PCA declines and the expert runs a first pass to fit the level: two passes, each told
+    assert passes == [(1, 1), (2, 2)]
+    assert "fitted to the photo's clipped noise" in served.report
     assert served.path.name == "portrait_restored.png" and served.path.exists()
     written = load_image(served.path)
     assert written.bit_depth == 16 and np.allclose(written.alpha, alpha, atol=1 / 65535)

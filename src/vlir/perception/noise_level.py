@@ -41,6 +41,9 @@ BAND_ROWS = 32
 """Rows of patch positions unfolded at once (bounds memory on a large photo)."""
 MIN_PATCHES = 16 * 3 * PATCH * PATCH
 """Unclipped patches needed to trust the covariance (16 per dimension)."""
+KIND_PATCHES = 2**16
+"""Patches sampled at most for ``noise_kind`` (each half the photo's): a ratio of two
+variances needs fewer than the level itself, and it runs beside that measure."""
 LEAST_BRIGHTNESS_RATIO = 1.1
 """``noise_kind``: brighter and darker halves closer than this in mean brightness cannot
 tell shot noise from white (its variance would differ by under 10%)."""
@@ -61,15 +64,19 @@ class PatchCovariance(NamedTuple):
 
 
 def patch_covariance(
-    image: torch.Tensor, patch: int = PATCH, brightness: tuple[float, float] = (0.0, 2.0)
+    image: torch.Tensor,
+    patch: int = PATCH,
+    brightness: tuple[float, float] = (0.0, 2.0),
+    most: int | None = None,
 ) -> PatchCovariance:
     """image [C, H, W] -> the covariance of its p x p patches with no value clipped
     (exactly 0 or 1) and a mean in [``brightness``), at a stride that keeps the count of
-    all patches under ``MAX_PATCHES``."""
+    all patches under ``most`` (default ``MAX_PATCHES``)."""
     low, high = brightness
     channels, height, width = image.shape
     positions = (height - patch + 1) * (width - patch + 1)
-    stride = max(1, math.ceil(math.sqrt(positions / MAX_PATCHES)))
+    most = MAX_PATCHES if most is None else most
+    stride = max(1, math.ceil(math.sqrt(positions / most)))
     dims = channels * patch * patch
     total = torch.zeros(dims, dtype=torch.float64)
     products = torch.zeros(dims, dims, dtype=torch.float64)
@@ -139,8 +146,8 @@ def noise_kind(image: torch.Tensor) -> str | None:
     if torch.equal(image[0], image[1]) and torch.equal(image[1], image[2]):
         return None
     median = float(image.mean(dim=0).median())
-    dark = patch_covariance(image, brightness=(0.0, median))
-    bright = patch_covariance(image, brightness=(median, 2.0))
+    dark = patch_covariance(image, brightness=(0.0, median), most=KIND_PATCHES)
+    bright = patch_covariance(image, brightness=(median, 2.0), most=KIND_PATCHES)
     dark_variance, bright_variance = _noise_variance(dark), _noise_variance(bright)
     if not dark_variance or not bright_variance or not dark.brightness:
         return None
@@ -167,8 +174,8 @@ def censored_sigma(noisy: torch.Tensor, denoised: torch.Tensor) -> float:
     past it. Strong noise in an 8-bit file is cut short at 0 and 1, which the PCA measure
     cannot read (``white_noise_sigma`` gives None) and perception reads low (65 for 75).
     Fitted against the expert's output at perception's reading, on 8 held-out BSD400
-    photos clipped and rounded to 8 bits it read 72.7 for 75 (perception 65.1), 48.5
-    for 50 (46.8), 33.7 for 35 (33.4); the expert at the fit gave 26.20 / 28.12 / 29.75
+    photos clipped and rounded to 8 bits it read 72.7 for 75 (perception 65.1), 48.4
+    for 50 (46.8), 33.7 for 35 (33.4); the expert at the fit gave 26.25 / 28.12 / 29.74
     dB where at the reading 25.16 / 27.90 / 29.69 and at the true sigma 26.24 / 28.13 /
     29.78. Unclipped it reads about 5% low (the expert's output keeps a little of the
     noise), so it is for what the PCA measure declines."""
