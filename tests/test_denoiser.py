@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -13,6 +14,9 @@ import torch
 from vlir.degradations import RestorationPrompt
 from vlir.perception.analyze import Analysis, Finding
 from vlir.restoration.denoiser import DenoiserConfig, DenoiserModel
+
+if TYPE_CHECKING:  # (the tests import the pipeline inside themselves, as elsewhere here)
+    from vlir.pipeline import Restorer
 
 TINY = DenoiserConfig(width=8, encoder_blocks=(1, 1), bottleneck_blocks=1, decoder_blocks=(1, 1))
 
@@ -131,7 +135,7 @@ def test_shot_noise_alone_is_requested_as_shot_noise_with_its_peak() -> None:
     both = analysis_of(shot_noise=(0.8, 40.0, True), noise=(0.9, 14.0, True))
     assert noise_request(blind, both, op="shot_noise") is None  # two noises: the restorer
     blurred = analysis_of(shot_noise=(0.8, 40.0, True), blur=(0.8, 2.0, True))
-    assert noise_request(blind, blurred, op="shot_noise") is None  # white noise only
+    assert noise_request(blind, blurred, op="shot_noise") == (40.0, False)  # a blur under it
 
 
 def test_a_blur_under_the_noise_is_planned_for_the_experts_output() -> None:
@@ -144,6 +148,7 @@ def test_a_blur_under_the_noise_is_planned_for_the_experts_output() -> None:
     from vlir.pipeline import (
         UNSEEN_UNDER_NOISE_SIGMA,
         UNSEEN_UNDER_NOISE_SPREAD,
+        NoiseLevel,
         deconvolution_request,
     )
 
@@ -167,6 +172,12 @@ def test_a_blur_under_the_noise_is_planned_for_the_experts_output() -> None:
     assert unseen is not None and unseen.fitted
     assert unseen.least_spread == UNSEEN_UNDER_NOISE_SPREAD
     assert deconvolution_request(automatic, alone, under_noise=25.0) is None  # the words'
+    shot = analysis_of(shot_noise=(0.9, 100.0, True), blur=(0.8, 2.0, True))
+    plan = deconvolution_request(blind, shot, under_noise=12.75)
+    assert plan is not None and plan.fitted and plan.read_sigma == 2.0
+    # shot noise's sigma in the photo: sqrt(brightness / peak), here at brightness 0.25
+    assert NoiseLevel("shot_noise", 100.0, "measured").photo_sigma(0.25) == pytest.approx(12.75)
+    assert NoiseLevel("noise", 20.0, "measured").photo_sigma(0.25) == 20.0
     heavy = UNSEEN_UNDER_NOISE_SIGMA + 1  # a denoised sharp photo can read blurred there
     assert deconvolution_request(automatic, alone, automatic=True, under_noise=heavy) is None
 
@@ -187,6 +198,25 @@ def with_expert(tmp_path: Path) -> tuple[Path, Path]:
     RestorerModel(config).save_pretrained(tmp_path / "restorer")
     DenoiserModel(TINY).save_pretrained(tmp_path / "denoiser")
     return tmp_path / "restorer", tmp_path / "denoiser"
+
+
+def listening(
+    paths: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Restorer, list[float]]:
+    """The tiny pipeline with an expert that returns its input unchanged, and the list of
+    the sigmas it is told, one per pass."""
+    from vlir.pipeline import Restorer
+
+    restorer_path, denoiser_path = paths
+    restorer = Restorer.from_pretrained(restorer_path, denoiser=str(denoiser_path))
+    given: list[float] = []
+
+    def keep(image: torch.Tensor, sigma: float) -> torch.Tensor:
+        given.append(sigma)
+        return image
+
+    monkeypatch.setattr(restorer.denoiser, "forward", keep)
+    return restorer, given
 
 
 def test_the_pipeline_gives_noise_alone_to_the_expert(
@@ -250,17 +280,8 @@ def test_a_blur_removed_with_the_noise_is_divided_out_of_the_experts_output(
 
     from vlir.deconvolution import gaussian_psf, wiener_balance, wiener_deconvolve
     from vlir.degradations import parse_ops
-    from vlir.pipeline import Restorer
 
-    restorer_path, denoiser_path = with_expert
-    restorer = Restorer.from_pretrained(restorer_path, denoiser=str(denoiser_path))
-    given: list[float] = []
-
-    def keep(image: torch.Tensor, sigma: float) -> torch.Tensor:
-        given.append(sigma)
-        return image
-
-    monkeypatch.setattr(restorer.denoiser, "forward", keep)
+    restorer, given = listening(with_expert, monkeypatch)
     clean = data.astronaut()[:192, 160:352].astype(np.float32) / 255.0
     blurred = parse_ops("blur sigma=2", np.random.default_rng(0)).apply(clean)
     result = restorer(blurred, prompt="deblur with sigma 2; denoise with sigma 5")
@@ -287,17 +308,8 @@ def test_the_expert_gets_the_measured_level_unless_stated_or_grey(
     from skimage import data
 
     from vlir.io import grey_rgb
-    from vlir.pipeline import Restorer
 
-    restorer_path, denoiser_path = with_expert
-    restorer = Restorer.from_pretrained(restorer_path, denoiser=str(denoiser_path))
-    given: list[float] = []
-
-    def keep(image: torch.Tensor, sigma: float) -> torch.Tensor:
-        given.append(sigma)
-        return image
-
-    monkeypatch.setattr(restorer.denoiser, "forward", keep)
+    restorer, given = listening(with_expert, monkeypatch)
     clean = data.astronaut()[:192, 160:352].astype(np.float32) / 255.0
     noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
     result = restorer(clean + noise * np.float32(20 / 255), prompt="denoise")
@@ -382,6 +394,22 @@ def test_shot_noise_goes_to_the_expert_through_the_anscombe_transform(
     assert restorer(noisy, prompt="remove shot noise with peak 2").noise_sigma is None
 
 
+def reading(op: str, level: float, words: str) -> Callable:
+    """An ``analyze`` that finds ``op`` at ``level`` alone (and prompts ``words``), keeping
+    the real analysis's perception tokens: what a misreading analyzer would say."""
+    import vlir.pipeline
+    from vlir.degradations import get_op
+
+    analyze = vlir.pipeline.analyze
+
+    def read(model: object, pixels: torch.Tensor) -> Analysis:
+        real = analyze(model, pixels)
+        finding = [Finding(op, 0.9, level, get_op(op).strength, True)]
+        return Analysis(finding, RestorationPrompt.parse(words), real.perception)
+
+    return read
+
+
 def test_the_kind_of_noise_read_gives_way_to_the_kind_measured(
     with_expert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -390,29 +418,18 @@ def test_the_kind_of_noise_read_gives_way_to_the_kind_measured(
     words' kind stands."""
     from skimage import data
 
-    import vlir.pipeline
     from vlir.degradations import get_op
     from vlir.pipeline import Restorer
 
     restorer_path, denoiser_path = with_expert
     restorer = Restorer.from_pretrained(restorer_path, denoiser=str(denoiser_path))
     monkeypatch.setattr(restorer.denoiser, "forward", lambda image, sigma: image)
-    analyze = vlir.pipeline.analyze
-
-    def reads_as(op: str, level: float, words: str) -> Callable:
-        def read(model: object, pixels: torch.Tensor) -> Analysis:
-            real = analyze(model, pixels)
-            finding = [Finding(op, 0.9, level, get_op(op).strength, True)]
-            return Analysis(finding, RestorationPrompt.parse(words), real.perception)
-
-        return read
-
     clean = data.astronaut()[:192, 160:352].astype(np.float32) / 255.0
     noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
     white = clean + noise * np.float32(20 / 255)
     with monkeypatch.context() as patch:
         patch.setattr(
-            "vlir.pipeline.analyze", reads_as("shot_noise", 40.0, "remove shot noise with peak 40")
+            "vlir.pipeline.analyze", reading("shot_noise", 40.0, "remove shot noise with peak 40")
         )
         retyped = restorer(white)
         named = restorer(white, prompt="remove shot noise")
@@ -424,7 +441,7 @@ def test_the_kind_of_noise_read_gives_way_to_the_kind_measured(
     op = get_op("shot_noise")
     shot = op.apply(clean, op.params_type(peak=100.0, seed=0))
     with monkeypatch.context() as patch:
-        patch.setattr("vlir.pipeline.analyze", reads_as("noise", 12.0, "denoise with sigma 12"))
+        patch.setattr("vlir.pipeline.analyze", reading("noise", 12.0, "denoise with sigma 12"))
         measured = restorer(shot)
     assert measured.noise_retyped and abs(measured.shot_peak - 100) < 10
     assert "shot noise, not the white noise read" in measured.report()
@@ -438,7 +455,6 @@ def test_clipped_strong_noise_has_its_level_fitted_after_a_first_pass(
     the expert runs again at that."""
     from skimage import data
 
-    import vlir.pipeline
     from vlir.pipeline import Restorer
 
     restorer_path, denoiser_path = with_expert
@@ -451,17 +467,10 @@ def test_clipped_strong_noise_has_its_level_fitted_after_a_first_pass(
         return torch.from_numpy(clean).permute(2, 0, 1)[None]
 
     monkeypatch.setattr(restorer.denoiser, "forward", perfect)
-    analyze = vlir.pipeline.analyze
-
-    def reads_low(model: object, pixels: torch.Tensor) -> Analysis:
-        real = analyze(model, pixels)
-        finding = [Finding("noise", 0.9, 40.0, "sigma", True)]
-        return Analysis(finding, RestorationPrompt.parse("denoise with sigma 40"), real.perception)
-
     noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
     file = np.round(np.clip(clean + noise * np.float32(60 / 255), 0, 1) * 255) / 255
     with monkeypatch.context() as patch:
-        patch.setattr("vlir.pipeline.analyze", reads_low)
+        patch.setattr("vlir.pipeline.analyze", reading("noise", 40.0, "denoise with sigma 40"))
         result = restorer(file.astype(np.float32))
     assert given[0] == 40.0 and len(given) == 2 and abs(given[1] - 60) < 2
     assert result.noise_sigma == given[1] and result.noise_sigma_source == "fitted"

@@ -16,7 +16,7 @@ Beside a restorer, three requests skip it: a blur that is all there is to remove
 divided out (``vlir.deconvolution``); white noise that is all there is to remove
 goes to the noise expert (``vlir.restoration.denoiser``, ``noise_request``), as does shot
 noise, through the Anscombe transform (``vlir.restoration.anscombe``); and a blur under
-white noise goes to the expert, then is divided out of its output.
+either noise goes to the expert, then is divided out of its output.
 """
 
 from __future__ import annotations
@@ -547,8 +547,9 @@ def deconvolution_request(
     that reads sharp gives no kernel (``Deconvolution.kernel``): automatic restoration then
     keeps the photo, words ("remove all degradation") run the restorer's blind mode.
 
-    ``under_noise``: the sigma of white noise the noise expert removes first
-    (``noise_request``); the blur is then divided out of its output, not the photo's
+    ``under_noise``: the sigma (0-255) of the noise the noise expert removes first
+    (``noise_request``; shot noise's at the photo's mean brightness,
+    ``NoiseLevel.photo_sigma``); the blur is then divided out of its output, not the photo's
     (on CBSD68's blur + noise task, 24.16 -> 24.47 dB, 35 of 68 photos better, none
     worse; ``benchmarks/restore.py --tasks blur+noise``). Where the blur reads Gaussian,
     the Gaussian fitted to the estimate is divided out (``Deconvolution.fitted``), at a
@@ -580,7 +581,7 @@ def deconvolution_request(
         jpeg = request.item_for("jpeg")
         quality = jpeg.stated.get("quality") if jpeg is not None else None
     left = ("jpeg",) if quality is not None and quality >= LIGHT_JPEG_QUALITY else ()
-    blurs = removing - set(left) - ({"noise"} if under_noise is not None else set())
+    blurs = removing - set(left) - (set(EXPERT_NOISES) if under_noise is not None else set())
     if not blurs or any(get_op(name).family != "blur" for name in blurs):
         return None
     item = request.item_for("motion_blur")
@@ -637,20 +638,19 @@ def noise_request(
     the one read (found or not). With anything else found, the restorer does it all: the
     expert never saw rain or JPEG under its noise. A colour cast is an exception
     (``SEEN_THROUGH``): kept ("denoise" where one is found), the expert denoises through it.
-    A blur under white noise is the other: the expert's output keeps it (a blurred photo
+    A blur under the noise is the other: the expert's output keeps it (a blurred photo
     is, to it, a photo with less detail), and where the request removes it
     too, it is divided out of that output (``deconvolution_request``'s ``under_noise``)."""
     if request.text or analysis.note:
         return None
     found = {finding.op for finding in analysis.found}
-    blurs = {name for name in found if get_op(name).family == "blur"} if op == "noise" else set()
+    blurs = {name for name in found if get_op(name).family == "blur"}
     if found - {op} - SEEN_THROUGH - blurs:
         return None
     removing = found if request.blind else {item.op for item in request.items}
     if op not in removing:
         return None
-    others = removing - {op}
-    if others and (op != "noise" or any(get_op(name).family != "blur" for name in others)):
+    if any(get_op(name).family != "blur" for name in removing - {op}):
         return None
     item = request.item_for(op)
     stated = None if automatic or item is None else item.stated.get(get_op(op).strength)
@@ -701,6 +701,13 @@ class NoiseLevel:
     def sigma(self) -> float:
         """The level of white noise the expert is told to remove."""
         return self.removed if self.present is None else self.present
+
+    def photo_sigma(self, brightness: float) -> float:
+        """The noise's sigma (0-255) in the photo itself, at its mean ``brightness``
+        (0-1): white noise's own, shot noise's sqrt(brightness / peak)."""
+        if self.op == "noise":
+            return self.sigma
+        return 255.0 * math.sqrt(max(brightness, 0.0) / self.level)
 
 
 def noise_level(
@@ -986,7 +993,7 @@ class Restorer:
         ``deconvolve``: where blur (camera shake, defocus, Gaussian) is all the request
         removes (or it is blind and the analyzer finds only that), its kernel is estimated
         from the photo and divided out instead of running the restorer, and where white
-        noise is removed with it, from the noise expert's output (``vlir.deconvolution``;
+        or shot noise is removed with it, from the noise expert's output (``vlir.deconvolution``;
         False: the restorer tries). ``gather``: passes over the
         tiles that gather the whole photo's statistics before the restoring pass, so tiles
         restore as the untiled photo would (0: each tile uses its own; each pass costs one
@@ -1007,7 +1014,7 @@ class Restorer:
         refinement asks for the restorer, the noise expert restores it (shot noise through
         the Anscombe transform) at the stated level, else the one measured from the photo,
         else the one read (``noise_level``, ``Restoration.noise_sigma``; False: the
-        restorer). A blur found under white noise is kept ("denoise") or divided out of
+        restorer). A blur found under the noise is kept ("denoise") or divided out of
         the expert's output (removed), and so is one the analyzer missed where the
         request is automatic or blind and the denoised photo's estimate spreads far
         enough (``UNSEEN_UNDER_NOISE_SPREAD``).
@@ -1251,12 +1258,14 @@ class Restorer:
         if expert and self.denoiser is not None:
             limit = self.denoiser.config.max_sigma
             decision.noise = noise_level(request, analysis, automatic, grey, pixels, limit)
-        if decision.noise is not None and decision.noise.op == "noise":
+        if decision.noise is not None:
             # a blur under the noise: divided out of the expert's output, where removed
             decision.deconvolution = None
             if deconvolve:
+                brightness = 0.5 if pixels is None else float(pixels.mean())
+                sigma = decision.noise.photo_sigma(brightness)
                 decision.deconvolution = deconvolution_request(
-                    request, analysis, automatic=automatic, under_noise=decision.noise.sigma
+                    request, analysis, automatic=automatic, under_noise=sigma
                 )
             if decision.deconvolution is None and removes_blur(request, analysis):
                 decision.noise = None  # --no-deconvolve: the restorer removes both

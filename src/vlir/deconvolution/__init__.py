@@ -6,8 +6,8 @@ and moved defocus and Gaussian blur by under 1 dB, where the estimated kernel's 
 gains 1.7-3.7). The blur itself is a convolution, so where it is all a photo has to lose, the
 pipeline estimates the kernel (coarse to fine, Cho & Lee 2009) and divides it out in the
 Fourier domain (a Gaussian blur, one number, by the Gaussian it reads as:
-``gaussian``). In mixtures the restorer does everything, but for a blur under white
-noise: the noise expert denoises, and the blur is divided out of its output at a balance
+``gaussian``). In mixtures the restorer does everything, but for a blur under white or
+shot noise: the noise expert denoises, and the blur is divided out of its output at a balance
 that grows with the noise (``wiener_balance``). Numbers: the weights README.
 """
 
