@@ -141,16 +141,10 @@ def test_shot_noise_alone_is_requested_as_shot_noise_with_its_peak() -> None:
 def test_a_blur_under_the_noise_is_planned_for_the_experts_output() -> None:
     """Removed, a blur found with the noise is divided out of the expert's output: a
     Gaussian read as one (fitted), defocus as estimated, at a balance growing with the
-    sigma; "denoise" keeps it; automatic with the noise alone found, an estimate that
-    spreads far enough."""
+    sigma; "denoise" keeps it; one not found is left."""
     from vlir.deconvolution import WIENER_BALANCE_BY_BLUR, wiener_balance
     from vlir.deconvolution.fourier import BALANCE_PER_NOISE
-    from vlir.pipeline import (
-        UNSEEN_UNDER_NOISE_SIGMA,
-        UNSEEN_UNDER_NOISE_SPREAD,
-        NoiseLevel,
-        deconvolution_request,
-    )
+    from vlir.pipeline import NoiseLevel, deconvolution_request
 
     blind = RestorationPrompt.blind_prompt()
     gaussian = analysis_of(noise=(0.9, 50.0, True), blur=(0.8, 2.0, True))
@@ -166,20 +160,16 @@ def test_a_blur_under_the_noise_is_planned_for_the_experts_output() -> None:
     assert plan.least_spread == 0.0
     kept = RestorationPrompt.parse("denoise")
     assert deconvolution_request(kept, gaussian, under_noise=50.0) is None
-    alone = analysis_of(noise=(0.9, 25.0, True))
+    alone = analysis_of(noise=(0.9, 25.0, True))  # a blur missed under the noise: left
     automatic = RestorationPrompt.parse("denoise with sigma 25")
-    unseen = deconvolution_request(automatic, alone, automatic=True, under_noise=25.0)
-    assert unseen is not None and unseen.fitted
-    assert unseen.least_spread == UNSEEN_UNDER_NOISE_SPREAD
-    assert deconvolution_request(automatic, alone, under_noise=25.0) is None  # the words'
+    assert deconvolution_request(automatic, alone, automatic=True, under_noise=25.0) is None
+    assert deconvolution_request(blind, alone, under_noise=25.0) is None
     shot = analysis_of(shot_noise=(0.9, 100.0, True), blur=(0.8, 2.0, True))
     plan = deconvolution_request(blind, shot, under_noise=12.75)
     assert plan is not None and plan.fitted and plan.read_sigma == 2.0
     # shot noise's sigma in the photo: sqrt(brightness / peak), here at brightness 0.25
     assert NoiseLevel("shot_noise", 100.0, "measured").photo_sigma(0.25) == pytest.approx(12.75)
     assert NoiseLevel("noise", 20.0, "measured").photo_sigma(0.25) == 20.0
-    heavy = UNSEEN_UNDER_NOISE_SIGMA + 1  # a denoised sharp photo can read blurred there
-    assert deconvolution_request(automatic, alone, automatic=True, under_noise=heavy) is None
 
 
 @pytest.fixture

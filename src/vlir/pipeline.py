@@ -371,18 +371,6 @@ faint blurs the analyzer missed among the first 20 CBSD68 photos of the motion, 
 and defocus tasks read 0.94-2.29 (4 of 5 at 1.0 or more); below this the photo reads sharp,
 and automatic restoration returns it as it is (``Restoration.kept``)."""
 
-UNSEEN_UNDER_NOISE_SPREAD = 1.5
-"""The same where only white noise was found, for the estimate from the noise expert's
-output (``deconvolution_request``'s ``under_noise``), up to ``UNSEEN_UNDER_NOISE_SIGMA``.
-Higher: the expert's output of a sharp photo under noise of sigma 15 or 25 read up to
-1.03 (80 BSD400 training photos; CBSD68 0.89), and dividing that out cost 3-6 dB."""
-UNSEEN_UNDER_NOISE_SIGMA = 35.0
-"""Above this sigma a blur the analyzer missed is left: the expert's output of a sharp
-photo under sigma-50 noise read up to 1.52 (40 BSD400 photos), where deconvolving cost
-1.0-2.0 dB, while missed blurs gained 0.0-0.3. At or below it, the missed blurs spreading
-1.5 or more (10 of 120 BSD400 photos with a Gaussian blur, defocus or camera shake under
-noise) gained 0.46 dB on average (-0.91 to +1.92; camera shake, read as a Gaussian, lost)."""
-
 ENLARGED_HINT = 0.01
 """Where the analyzer found nothing, a downsampling probability at or over this (under
 its own threshold) says the photo was enlarged: it is left as it is, neither
@@ -449,8 +437,8 @@ class Deconvolution:
     fitted: bool = False
     """Divide out the Gaussian fitted to the estimate (``gaussian_width``, made up for
     ``FIT_NARROWING``) rather than the estimate: under noise the expert removed first
-    (``deconvolution_request``'s ``under_noise``), where the blur reads Gaussian or was
-    not found. The estimate from a denoised photo is rough: on 39 BSD400 training photos
+    (``deconvolution_request``'s ``under_noise``), where the blur reads Gaussian. The
+    estimate from a denoised photo is rough: on 39 BSD400 training photos
     with a Gaussian blur under noise the fitted Gaussian gained 0.63 dB over the expert's
     output, the estimate 0.44; on 40 with defocus the estimate did better (0.49 against
     0.41), so a blur read as defocus or camera shake alone keeps the estimate."""
@@ -550,25 +538,18 @@ def deconvolution_request(
     ``under_noise``: the sigma (0-255) of the noise the noise expert removes first
     (``noise_request``; shot noise's at the photo's mean brightness,
     ``NoiseLevel.photo_sigma``); the blur is then divided out of its output, not the photo's
-    (on CBSD68's blur + noise task, 24.16 -> 24.47 dB, 35 of 68 photos better, none
+    (on CBSD68's blur + noise task, 24.16 -> 24.44 dB, 32 of 68 photos better, none
     worse; ``benchmarks/restore.py --tasks blur+noise``). Where the blur reads Gaussian,
     the Gaussian fitted to the estimate is divided out (``Deconvolution.fitted``), at a
-    balance that grows with the sigma (``wiener_balance``). Where the
-    request is automatic or blind and no blur was found, the denoised photo's estimate
-    is divided out if it spreads ``UNSEEN_UNDER_NOISE_SPREAD`` or more and the noise is no
-    stronger than ``UNSEEN_UNDER_NOISE_SIGMA``: the analyzer misses blur under heavy noise
-    (of the 68 CBSD68 photos of the blur + noise task, it found the blur on 32)."""
+    balance that grows with the sigma (``wiener_balance``). A blur the analyzer missed
+    under the noise (it found the blur on 32 of the 68 CBSD68 photos of the blur + noise
+    task) is left: estimating a kernel from every denoised photo to find it cost 0.6 s a
+    photo (a 481x321 photo restored in 1.48 s against 0.86) for 0.04 dB on that task, and
+    a sharp photo's denoised estimate can read blurred (up to 1.52 px at sigma 50 on 40
+    BSD400 photos, 1-6 dB lost if divided out)."""
     found = {finding.op: finding for finding in analysis.found}
     if request.text:
         return None
-    if under_noise is not None:
-        removing = set(found) if request.blind else {item.op for item in request.items}
-        if not any(get_op(name).family == "blur" for name in removing):
-            if not (automatic or request.blind) or under_noise > UNSEEN_UNDER_NOISE_SIGMA:
-                return None  # "denoise": the words keep whatever blur there is
-            balance = wiener_balance(("blur",), under_noise)
-            side = kernel_size_for(None)
-            return Deconvolution(side, balance, UNSEEN_UNDER_NOISE_SPREAD, fitted=True)
     if request.blind and not found:
         if enlarged_hint(analysis) is not None:  # its softness is the enlargement's
             return None
@@ -1015,9 +996,7 @@ class Restorer:
         the Anscombe transform) at the stated level, else the one measured from the photo,
         else the one read (``noise_level``, ``Restoration.noise_sigma``; False: the
         restorer). A blur found under the noise is kept ("denoise") or divided out of
-        the expert's output (removed), and so is one the analyzer missed where the
-        request is automatic or blind and the denoised photo's estimate spreads far
-        enough (``UNSEEN_UNDER_NOISE_SPREAD``).
+        the expert's output (removed: automatic, blind, or named).
         ``progress(done, total)``: called after each pass of a network over a tile
         (``PassCounter``); never called where no network runs (deconvolved, or kept)."""
         start = time.perf_counter()
