@@ -482,12 +482,16 @@ def removes_jpeg(prompt: str | None, analysis: Analysis) -> bool:
     return any(finding.op == "jpeg" for finding in analysis.found)
 
 
+def removed_ops(request: RestorationPrompt, analysis: Analysis) -> set[str]:
+    """What a request removes: the ops it names, or, blind, the ops found."""
+    if request.blind:
+        return {finding.op for finding in analysis.found}
+    return {item.op for item in request.items}
+
+
 def removes_blur(request: RestorationPrompt, analysis: Analysis) -> bool:
-    """Whether a blur (camera shake, defocus, Gaussian) is among what a request removes:
-    named in it, or found where it is blind."""
-    found = {finding.op for finding in analysis.found}
-    removing = found if request.blind else {item.op for item in request.items}
-    return any(get_op(name).family == "blur" for name in removing)
+    """Whether a blur (camera shake, defocus, Gaussian) is among what a request removes."""
+    return any(get_op(name).family == "blur" for name in removed_ops(request, analysis))
 
 
 def _hint(analysis: Analysis, op: str, level: float) -> float | None:
@@ -555,7 +559,7 @@ def deconvolution_request(
             return None
         faint = WIENER_BALANCE_BY_BLUR["blur"]  # what goes unseen: faint Gaussians, disks
         return Deconvolution(kernel_size_for(None), faint, UNSEEN_BLUR_SPREAD)
-    removing = set(found) if request.blind else {item.op for item in request.items}
+    removing = removed_ops(request, analysis)
     if request.blind:
         quality = found["jpeg"].strength if "jpeg" in found else None
     else:
@@ -628,7 +632,7 @@ def noise_request(
     blurs = {name for name in found if get_op(name).family == "blur"}
     if found - {op} - SEEN_THROUGH - blurs:
         return None
-    removing = found if request.blind else {item.op for item in request.items}
+    removing = removed_ops(request, analysis)
     if op not in removing:
         return None
     if any(get_op(name).family != "blur" for name in removing - {op}):
@@ -747,13 +751,11 @@ def measured_kind(photo: torch.Tensor, noise: NoiseLevel) -> NoiseLevel:
     kind = noise_kind(photo)
     if kind is None or kind == noise.op:
         return noise
-    if kind == "noise":
-        sigma = white_noise_sigma(photo)
-        return noise if sigma is None else NoiseLevel(kind, sigma, "measured", retyped=True)
-    # shot noise's variance is the brightness over the peak: a first guess of the peak
-    guess = float(photo.mean()) / (noise.level / 255.0) ** 2
-    peak = measured_level(kind, photo, guess)
-    return noise if peak is None else NoiseLevel(kind, peak, "measured", retyped=True)
+    guess = noise.level  # (white noise is measured outright)
+    if kind == "shot_noise":  # its variance is the brightness over the peak: a first guess
+        guess = float(photo.mean()) / (noise.level / 255.0) ** 2
+    level = measured_level(kind, photo, guess)
+    return noise if level is None else NoiseLevel(kind, level, "measured", retyped=True)
 
 
 def measured_level(op: str, photo: torch.Tensor, read: float) -> float | None:
