@@ -5,7 +5,8 @@ of sigma 1-75 added in float (the denoising protocol), and again clipped and rou
 8 bits as a file holds it. For each, the error of ``white_noise_sigma`` (PCA of the
 colour patches, ``vlir.perception.noise_level``) and of perception's noise strength
 against the true sigma: mean bias, mean absolute error, largest, and how many photos the
-measure declined (grey or too clipped: the pipeline then uses perception's read).
+measure declined (grey: the pipeline then uses perception's read; too clipped: it fits
+the level to the clipped noise after a first pass, ``censored_sigma``).
 
     python benchmarks/noise_level.py [--limit 16]
 """
