@@ -290,6 +290,89 @@ def test_a_blur_removed_with_the_noise_is_divided_out_of_the_experts_output(
     assert both.noise_sigma is None and both.kernel is None  # the restorer does both
 
 
+def test_a_blur_hinted_under_the_noise_is_planned_only_where_it_is_removed() -> None:
+    """The blurs' probabilities are summed; any blur found, or a sum under the hint, and
+    there is no hint; the plan is a fitted Gaussian at a found Gaussian's balance."""
+    from vlir.deconvolution import wiener_balance
+    from vlir.pipeline import BLUR_UNDER_NOISE_HINT, blur_hint, hidden_blur_request
+
+    spread = analysis_of(
+        noise=(0.9, 30.0, True),
+        blur=(0.2, 1.0, False),
+        defocus=(0.25, 2.0, False),
+        motion_blur=(0.1, 5.0, False),
+        rain=(0.4, 0.01, False),
+    )
+    assert blur_hint(spread) == pytest.approx(0.55)  # rain is no blur
+    at = analysis_of(noise=(0.9, 30.0, True), defocus=(BLUR_UNDER_NOISE_HINT, 2.0, False))
+    assert blur_hint(at) == BLUR_UNDER_NOISE_HINT  # at the hint: hinted
+    assert blur_hint(analysis_of(noise=(0.9, 30.0, True), blur=(0.3, 1.0, False))) is None
+    found = analysis_of(noise=(0.9, 30.0, True), blur=(0.8, 1.0, True), defocus=(0.3, 2, False))
+    assert blur_hint(found) is None  # found: planned as found (deconvolution_request)
+    plan = hidden_blur_request(30.0)
+    assert plan.fitted and plan.read_sigma is None and plan.stated_sigma is None
+    assert plan.balance == wiener_balance(("blur",), 30.0) and plan.least_spread == 0.0
+
+
+def hinting(blur: float, defocus: float, words: str = "denoise with sigma 20") -> Callable:
+    """An ``analyze`` that finds white noise alone and reads the two blurs at these
+    probabilities, not found (the real analysis's perception tokens kept)."""
+    import vlir.pipeline
+
+    analyze = vlir.pipeline.analyze
+
+    def read(model: object, pixels: torch.Tensor) -> Analysis:
+        real = analyze(model, pixels)
+        findings = [
+            Finding("noise", 0.9, 20.0, "sigma", True),
+            Finding("blur", blur, 1.0, "sigma", False),
+            Finding("defocus", defocus, 2.0, "radius", False),
+        ]
+        return Analysis(findings, RestorationPrompt.parse(words), real.perception)
+
+    return read
+
+
+def test_a_blur_hinted_under_the_noise_is_divided_out_automatic_or_blind(
+    with_expert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Noise found alone, blurs read under their thresholds but summing past the hint:
+    the expert's output (here the photo) has a fitted Gaussian divided out, and the report
+    says why; "denoise" keeps the blur, and a sum under the hint leaves it."""
+    from skimage import data
+
+    import vlir.pipeline
+    from vlir.deconvolution import gaussian_psf, wiener_balance, wiener_deconvolve
+    from vlir.degradations import parse_ops
+    from vlir.io import grey_rgb
+
+    restorer, given = listening(with_expert, monkeypatch)
+    clean = data.astronaut()[:192, 160:352].astype(np.float32) / 255.0
+    blurred = parse_ops("blur sigma=2", np.random.default_rng(0)).apply(clean)
+    monkeypatch.setattr(vlir.pipeline, "analyze", hinting(0.3, 0.25))
+    for prompt in (None, "remove all degradation"):
+        result = restorer(blurred, prompt=prompt)
+        assert result.blurred == pytest.approx(0.55) and len(given) == 1
+        assert result.sigma is not None and 1.5 < result.sigma < 2.6  # fitted, near the truth
+        balance = wiener_balance(("blur",), result.noise_sigma)
+        kernel = gaussian_psf(result.sigma)
+        expected = np.clip(wiener_deconvolve(blurred, kernel, balance), 0, 1)
+        assert np.allclose(result.image, expected, atol=1e-5)
+        assert np.mean((result.image - clean) ** 2) < 0.5 * np.mean((blurred - clean) ** 2)
+        assert "but it reads blurred under the noise (blur p=0.55, summed)" in result.report()
+        assert result.to_dict()["blurred"] == pytest.approx(0.55)
+        given.clear()
+    kept = restorer(blurred, prompt="denoise")
+    assert kept.blurred is None and kept.kernel is None
+    assert np.allclose(kept.image, blurred, atol=1e-6)
+    grey = restorer(grey_rgb(blurred))  # a grey photo reads blurrier: no hint taken
+    assert grey.blurred is None and grey.kernel is None
+    monkeypatch.setattr(vlir.pipeline, "analyze", hinting(0.2, 0.2))
+    unhinted = restorer(blurred)
+    assert unhinted.blurred is None and unhinted.kernel is None
+    assert "blurred under the noise" not in unhinted.report()
+
+
 def test_the_expert_gets_the_measured_level_unless_stated_or_grey(
     with_expert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

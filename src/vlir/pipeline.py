@@ -196,6 +196,9 @@ class Restoration:
     hazy: float | None = None
     """The haze probability of a photo dehazed because nothing was found but it reads
     faintly hazy (``HAZE_HINT``); None otherwise."""
+    blurred: float | None = None
+    """The summed blur probabilities of a photo whose blur, not found under the noise, was
+    divided out of the noise expert's output (``BLUR_UNDER_NOISE_HINT``); None otherwise."""
     noise_sigma: float | None = None
     """The noise level the noise expert was given, where it restored the photo
     (``vlir.restoration.denoiser``); None: it did not."""
@@ -249,6 +252,7 @@ class Restoration:
             "action": self.action,
             "enlarged": self.enlarged,
             "hazy": self.hazy,
+            "blurred": self.blurred,
             "deconvolution": deconvolution,
             "denoiser": None
             if self.noise_sigma is None
@@ -294,6 +298,8 @@ class Restoration:
         )
         if self.hazy is not None:
             found += f", but it reads faintly hazy (haze p={self.hazy:.2f})"
+        if self.blurred is not None:
+            found += f", but it reads blurred under the noise (blur p={self.blurred:.2f}, summed)"
         if self.analysis.note:  # guesses, not findings
             found = f"not read ({self.analysis.note})"
         mode = "automatic" if self.automatic else "user-guided"
@@ -407,6 +413,27 @@ blur. 13 BSD400 training photos with each of the three blurs, saved at quality 9
 the first 12 CBSD68 photos of the defocus and Gaussian tasks: 24.54 / 25.01 / 25.98.
 Heavier JPEG stays the restorer's, blur and all."""
 
+BLUR_UNDER_NOISE_HINT = 0.45
+"""Where the noise expert removes noise the analyzer found alone (automatic or blind), blur
+probabilities (Gaussian, defocus, camera shake) summing to this or more say a blur hides
+under the noise: the Gaussian fitted to the denoised photo's estimate is divided out of
+the expert's output, as for a blur found there (``hidden_blur_request``). The analyzer
+misses many blurs under noise (it found 32 of the 68 on CBSD68's blur + noise task), but
+a sharp photo's denoised estimate can read blurred, and dividing it out then costs 0.5-2
+dB. Chosen on BSD400 training photos (every 20th from the 2nd, 7th, 12th and 17th; the
+engine's Gaussian blur or defocus under its noise, two draws of noise alone for each):
+the 160 draws of noise alone read at most 0.37 summed. Of the 160 blurred ones, the
+analyzer found the blur on 60 and the noise alone on 85; of those 85, the 63 at 0.45 or
+more gained 20.9 dB in all over the expert's output (59 by 0.04-1.66 dB, 3 lost
+0.28-1.43: photos of soft texture). At 0.35 a photo of noise alone lost 0.69 dB. Of
+the fitted Gaussian, the estimate itself and balances of 0.25 and 0.4 sigma, the fit at
+the usual balance (``wiener_balance``) gained the most. On CBSD68's blur + noise task:
+24.44 -> 24.61 dB (``benchmarks/restore.py --tasks blur+noise``).
+
+Not for a grey photo, which reads blurrier than its colour original (as it reads hazier,
+``HAZE_HINT``): of 40 of those photos turned grey, two draws of noise alone each, one
+read 0.43 twice."""
+
 
 @dataclass(frozen=True)
 class Deconvolution:
@@ -515,6 +542,27 @@ def haze_hint(analysis: Analysis) -> float | None:
     return _hint(analysis, "haze", HAZE_HINT)
 
 
+def blur_hint(analysis: Analysis) -> float | None:
+    """The summed probabilities of the blurs (Gaussian, defocus, camera shake) of a photo
+    where none was found but they reach ``BLUR_UNDER_NOISE_HINT``; None otherwise. Summed:
+    a blur the analyzer is unsure of spreads its belief over the three (a defocus of
+    radius 3 read 0.20 / 0.28 / 0.15)."""
+    blurs = [finding for finding in analysis.findings if get_op(finding.op).family == "blur"]
+    if any(finding.present for finding in blurs):
+        return None
+    total = sum(finding.probability for finding in blurs)
+    return total if total >= BLUR_UNDER_NOISE_HINT else None
+
+
+def hidden_blur_request(under_noise: float) -> Deconvolution:
+    """How to divide a blur not found, but hinted (``blur_hint``), out of the noise
+    expert's output (``under_noise``: the noise's sigma, 0-255): the Gaussian fitted to
+    the estimate, at the balance a found Gaussian would get; an estimate that reads sharp
+    leaves the expert's output as it is."""
+    balance = wiener_balance(("blur",), under_noise)
+    return Deconvolution(kernel_size_for(None), balance, fitted=True)
+
+
 def deconvolution_request(
     request: RestorationPrompt,
     analysis: Analysis,
@@ -546,11 +594,8 @@ def deconvolution_request(
     worse; ``benchmarks/restore.py --tasks blur+noise``). Where the blur reads Gaussian,
     the Gaussian fitted to the estimate is divided out (``Deconvolution.fitted``), at a
     balance that grows with the sigma (``wiener_balance``). A blur the analyzer missed
-    under the noise (it found the blur on 32 of the 68 CBSD68 photos of the blur + noise
-    task) is left: estimating a kernel from every denoised photo to find it cost 0.6 s a
-    photo (a 481x321 photo restored in 1.48 s against 0.86) for 0.04 dB on that task, and
-    a sharp photo's denoised estimate can read blurred (up to 1.52 px at sigma 50 on 40
-    BSD400 photos, 1-6 dB lost if divided out)."""
+    under the noise is planned apart, where its probabilities hint at it
+    (``blur_hint``, ``hidden_blur_request``)."""
     found = {finding.op: finding for finding in analysis.found}
     if request.text:
         return None
@@ -787,6 +832,9 @@ class Decision:
     noise: NoiseLevel | None = None
     """For the noise expert, where white or shot noise is all there is to remove
     (``noise_request``; None: the restorer)."""
+    blurred: float | None = None
+    """No blur found under the noise, but the blur probabilities sum to
+    ``BLUR_UNDER_NOISE_HINT`` or more (``blur_hint``): a Gaussian is fitted and divided out."""
 
 
 @dataclass
@@ -998,7 +1046,8 @@ class Restorer:
         the Anscombe transform) at the stated level, else the one measured from the photo,
         else the one read (``noise_level``, ``Restoration.noise_sigma``; False: the
         restorer). A blur found under the noise is kept ("denoise") or divided out of
-        the expert's output (removed: automatic, blind, or named).
+        the expert's output (removed: automatic, blind, or named); automatic or blind,
+        so is one not found whose probabilities hint at it (``BLUR_UNDER_NOISE_HINT``).
         ``progress(done, total)``: called after each pass of a network over a tile
         (``PassCounter``); never called where no network runs (deconvolved, or kept)."""
         start = time.perf_counter()
@@ -1149,6 +1198,7 @@ class Restorer:
             grid=grid,
             kept=kept,
             hazy=decision.hazy,
+            blurred=decision.blurred,
             noise_sigma=None if decision.noise is None else decision.noise.removed,
             noise_sigma_present=None if decision.noise is None else decision.noise.present,
             noise_sigma_source=None if decision.noise is None else decision.noise.source,
@@ -1248,6 +1298,11 @@ class Restorer:
                 decision.deconvolution = deconvolution_request(
                     request, analysis, automatic=automatic, under_noise=sigma
                 )
+                hinted = (automatic or request.blind) and not grey
+                if decision.deconvolution is None and hinted:
+                    decision.blurred = blur_hint(analysis)
+                    if decision.blurred is not None:
+                        decision.deconvolution = hidden_blur_request(sigma)
             if decision.deconvolution is None and removes_blur(request, analysis):
                 decision.noise = None  # --no-deconvolve: the restorer removes both
         return decision
