@@ -431,8 +431,8 @@ the usual balance (``wiener_balance``) gained the most. On CBSD68's blur + noise
 24.44 -> 24.61 dB (``benchmarks/restore.py --tasks blur+noise``).
 
 Not for a grey photo, which reads blurrier than its colour original (as it reads hazier,
-``HAZE_HINT``): of 40 of those photos turned grey, two draws of noise alone each, one
-read 0.43 twice."""
+``HAZE_HINT``): of 20 of those photos turned grey, two draws of noise alone each, one
+read 0.43 in both."""
 
 
 @dataclass(frozen=True)
