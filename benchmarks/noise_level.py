@@ -2,13 +2,14 @@
 
 The 16 BSD400 photos every trainer holds out (``split_holdout``), whole, with white noise
 of sigma 1-75 added in float (the denoising protocol), and again clipped and rounded to
-8 bits as a file holds it. For each, the error of ``white_noise_sigma`` (PCA of the
-colour patches, ``vlir.perception.noise_level``) and of perception's noise strength
+8 bits as a file holds it; in colour, and made grey with one plane of noise. For each,
+the error of ``white_noise_sigma`` (PCA of the colour patches; of a grey photo's weakly
+textured ones, ``vlir.perception.noise_level``) and of perception's noise strength
 against the true sigma: mean bias, mean absolute error, largest, and how many photos the
-measure declined (grey: the pipeline then uses perception's read; too clipped: it fits
-the level to the clipped noise after a first pass, ``censored_sigma``).
+measure declined (too clipped: the pipeline fits the level to the clipped noise after a
+first pass, ``censored_sigma``).
 
-    python benchmarks/noise_level.py [--limit 16]
+    python benchmarks/noise_level.py [--limit 16] [--versions colour,grey]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from vlir.data import CleanImages
+from vlir.io import grey_rgb
 from vlir.perception import analyze
 from vlir.perception.noise_level import white_noise_sigma
 from vlir.pipeline import Restorer
@@ -39,6 +41,7 @@ def errors(values: list[float], sigma: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=16, help="the first N held-out photos")
+    parser.add_argument("--versions", default="colour,grey", help="colour, grey")
     args = parser.parse_args()
     images = CleanImages(DATA)
     _, held = split_holdout(len(images), 16)
@@ -49,13 +52,17 @@ def main() -> None:
         "perception bias | perception mean error | perception largest |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for version in ("float", "8-bit"):
+    inputs = [(colour, bits) for colour in args.versions.split(",") for bits in ("float", "8-bit")]
+    for colour, version in inputs:
         for sigma in SIGMAS:
             measured, read, declined = [], [], 0
             for index in held:
                 clean = images.image(index)
+                if colour == "grey":
+                    clean = grey_rgb(clean)
                 rng = np.random.default_rng(1000 + index)
-                noise = rng.standard_normal(clean.shape).astype(np.float32)
+                planes = 1 if colour == "grey" else 3  # a grey file's one plane, noise and all
+                noise = rng.standard_normal((*clean.shape[:2], planes)).astype(np.float32)
                 noisy = clean + noise * np.float32(sigma / 255)
                 if version == "8-bit":
                     noisy = np.round(np.clip(noisy, 0, 1) * 255) / 255
@@ -68,8 +75,9 @@ def main() -> None:
                 with torch.inference_mode():
                     analysis = analyze(perception, photo[None].float())
                 read.append(next(f.strength for f in analysis.findings if f.op == "noise"))
+            label = version if colour == "colour" else f"grey {version}"
             print(
-                f"| {version} | {sigma} | {errors(measured, sigma)} | {declined}/{len(held)} "
+                f"| {label} | {sigma} | {errors(measured, sigma)} | {declined}/{len(held)} "
                 f"| {errors(read, sigma)} |",
                 flush=True,
             )

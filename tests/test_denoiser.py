@@ -373,11 +373,51 @@ def test_a_blur_hinted_under_the_noise_is_divided_out_automatic_or_blind(
     assert "blurred under the noise" not in unhinted.report()
 
 
-def test_the_expert_gets_the_measured_level_unless_stated_or_grey(
+def test_a_jpeg_read_beside_the_noise_that_the_blocks_disprove_is_left_out(
     with_expert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A level not stated is measured (PCA of the patches), not the tiny analyzer's
-    random read; a grey photo, which the measure cannot read, keeps the read."""
+    """Noise and JPEG found: where the photo's blocks show no quantisation, automatic or
+    blind, the JPEG is left out and the expert takes the noise; a real JPEG, or words
+    that name the JPEG, keep the restorer."""
+    from skimage import data
+
+    import vlir.pipeline
+    from vlir.degradations.jpeg import jpeg_roundtrip
+
+    restorer, given = listening(with_expert, monkeypatch)
+    analyze = vlir.pipeline.analyze
+
+    def read(model: object, pixels: torch.Tensor) -> Analysis:
+        real = analyze(model, pixels)
+        findings = [
+            Finding("noise", 0.99, 48.0, "sigma", True),
+            Finding("jpeg", 0.8, 36.0, "quality", True),
+        ]
+        words = RestorationPrompt.parse("remove JPEG artifacts with quality 36; denoise")
+        return Analysis(findings, words, real.perception)
+
+    monkeypatch.setattr(vlir.pipeline, "analyze", read)
+    clean = data.astronaut()[:192, 160:352].astype(np.float32) / 255.0
+    noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
+    noisy = clean + noise * np.float32(25 / 255)  # (unclipped: its level is measured)
+    for prompt in (None, "remove all degradation"):
+        result = restorer(noisy, prompt=prompt)
+        assert result.unquantised is not None and len(given) == 1 and result.noise_sigma
+        assert [f.op for f in result.analysis.found] == ["noise"]
+        assert "not the JPEG read (p=0.80): its blocks show no quantisation" in result.report()
+        assert "JPEG" not in result.prompt and result.to_dict()["unquantised"] < 1.25
+        given.clear()
+    saved = restorer(jpeg_roundtrip(np.clip(noisy, 0, 1), 50))  # a JPEG: the restorer
+    named = restorer(noisy, prompt="remove JPEG artifacts; denoise")
+    for result in (saved, named):
+        assert result.unquantised is None and result.noise_sigma is None and not given
+
+
+def test_the_expert_gets_the_measured_level_unless_stated(
+    with_expert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A level not stated is measured (PCA of the patches; a grey photo's weakly
+    textured ones), not the tiny analyzer's random read."""
     from skimage import data
 
     from vlir.io import grey_rgb
@@ -391,7 +431,7 @@ def test_the_expert_gets_the_measured_level_unless_stated_or_grey(
     assert f"(sigma {round(result.noise_sigma, 1):g}, measured from the photo)" in result.report()
     grey = grey_rgb(clean) + noise[..., :1] * np.float32(20 / 255)
     read = restorer(grey, prompt="denoise")
-    assert read.noise_sigma_source == "read" and "read from the photo" in read.report()
+    assert read.noise_sigma_source == "measured" and abs(read.noise_sigma - 20) < 0.6
     stated = restorer(grey, prompt="denoise with sigma 9")
     assert (stated.noise_sigma, stated.noise_sigma_source) == (9.0, "stated")
 

@@ -33,12 +33,10 @@ def test_the_measure_finds_the_level_of_white_noise(clean: torch.Tensor, sigma: 
     assert abs(white_noise_sigma(noisy(clean, sigma)) - expected) < 0.03 * expected
 
 
-def test_a_clean_photo_measures_little_and_grey_clipped_or_tiny_ones_none(
+def test_a_clean_photo_measures_little_and_clipped_or_tiny_ones_none(
     clean: torch.Tensor,
 ) -> None:
     assert white_noise_sigma(clean) < 2.0  # the 8-bit photo's own quantisation and grain
-    grey = noisy(clean[:1], 25).expand(3, -1, -1)  # one plane, its noise in all three
-    assert white_noise_sigma(grey) is None
     own = white_noise_sigma(clean)
     file = (noisy(clean, 15).clamp(0, 1) * 255).round() / 255  # clipped patches left out
     assert abs(white_noise_sigma(file) - np.hypot(15, own)) < 0.5
@@ -47,6 +45,27 @@ def test_a_clean_photo_measures_little_and_grey_clipped_or_tiny_ones_none(
     assert white_noise_sigma(noisy(clean[:, :20, :20], 25)) is None
     with pytest.raises(ValueError, match=r"\[3, H, W\]"):
         white_noise_sigma(clean[None])
+
+
+@pytest.mark.parametrize("sigma", [3.0, 5.0, 15.0, 25.0, 50.0])
+def test_a_grey_photo_is_measured_on_its_weakly_textured_patches(
+    clean: torch.Tensor, sigma: float
+) -> None:
+    """One plane's patches of every texture read high where the noise is faint (the
+    photo's texture fills their smallest directions); the weakly textured ones do not."""
+    from vlir.perception.noise_level import GREY_PATCH, grey_noise_sigma
+
+    plane = (clean * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(dim=0)
+    expected = float(np.hypot(sigma, grey_noise_sigma(plane)))  # its own grain (1.3) too
+    grey = noisy(plane[None], sigma).expand(3, -1, -1)  # one plane, its noise in all three
+    measured = white_noise_sigma(grey)
+    assert abs(measured - expected) < 0.02 * expected + 0.05
+    every = patch_covariance(grey[:1], GREY_PATCH).covariance
+    unselected = np.sqrt(noise_eigenvalue(torch.linalg.eigvalsh(every).numpy())) * 255
+    if sigma <= 5:
+        assert unselected > expected + 1.5  # (5.98 and 7.23 for 3.26 and 5.16)
+    clipped = noisy(plane[None], 75).clamp(0, 1).expand(3, -1, -1)
+    assert white_noise_sigma(clipped) is None
 
 
 def test_bands_and_strides_cover_the_positions_a_whole_unfold_does(

@@ -462,6 +462,32 @@ def test_a_cropped_jpegs_grid_is_found_where_the_crop_left_it() -> None:
     assert jpeg_grid_start(clean[3:, 5:]) == (0, 0)
 
 
+@pytest.mark.parametrize("planes", [3, 1])
+def test_a_jpeg_under_strong_noise_shows_in_its_quantised_blocks(planes: int) -> None:
+    """Sigma-50 noise saved at quality 50 has no grid of steps to find, but its blocks'
+    high frequencies sit at zero far more often at the grid than off it, wherever the
+    crop left it; the same noise unsaved, or a clean photo, has no such offset."""
+    from skimage import data
+
+    from vlir.degradations.jpeg import jpeg_roundtrip
+    from vlir.io import grey_rgb
+    from vlir.perception.jpeg_grid import QUANTISED_PEAK, jpeg_grid_start, quantisation_peak
+
+    clean = data.astronaut()[:256, :256].astype(np.float32) / 255.0
+    if planes == 1:
+        clean = grey_rgb(clean)
+    noise = np.random.default_rng(0).standard_normal((256, 256, planes)).astype(np.float32)
+    noisy = np.clip(clean + noise * np.float32(50 / 255), 0, 1)
+    file = np.round(noisy * 255) / 255
+    saved = jpeg_roundtrip(noisy, 50)
+    assert jpeg_grid_start(saved[3:, 5:]) == (0, 0)  # the steps drown in the noise
+    assert quantisation_peak(saved) > 3 * QUANTISED_PEAK
+    assert quantisation_peak(saved[3:, 5:]) > 3 * QUANTISED_PEAK
+    assert quantisation_peak(file) < QUANTISED_PEAK
+    assert quantisation_peak(clean) < QUANTISED_PEAK
+    assert quantisation_peak(file[:12, :12]) == 1.0  # too small to tell
+
+
 def test_an_enlarged_photos_period_is_no_jpeg_grid() -> None:
     """Steps repeating every 2 or 4 pixels also peak at one phase of 8 (1.1-1.2 times the
     median on these), but as much half a block on, where a JPEG's do not."""

@@ -3,8 +3,9 @@
 They are shown beside measured rows, marked "published", never mixed into them.
 Sources: CBM3D (Dabov et al. 2007), CDnCNN (Zhang et al. 2017), FFDNet (Zhang et
 al. 2018), Restormer (Zamir et al. 2022), PromptIR (Potlapalli et al. 2023,
-3-task model); JPEG and ARCNN rows from ARCNN (Dong et al. 2015) on Y;
-bicubic SR rows from the SR literature (Y, border = scale).
+3-task model); grey BSD68: BM3D and DnCNN-S as the DnCNN paper tabulates them;
+JPEG and ARCNN rows from ARCNN (Dong et al. 2015) on Y; bicubic SR rows from the SR
+literature (Y, border = scale).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ PUBLISHED: dict[tuple[str, str], dict[str, float]] = {
         "Restormer": 28.59,
         "PromptIR (all-in-one)": 28.06,
     },
+    ("BSD68", "denoise-15"): {"BM3D": 31.07, "DnCNN-S": 31.73},
+    ("BSD68", "denoise-25"): {"BM3D": 28.57, "DnCNN-S": 29.23},
+    ("BSD68", "denoise-50"): {"BM3D": 25.62, "DnCNN-S": 26.23},
     ("LIVE1", "jpeg-y-10"): {"JPEG": 27.77, "ARCNN": 28.96},
     ("LIVE1", "jpeg-y-20"): {"JPEG": 30.07, "ARCNN": 31.29},
     ("LIVE1", "jpeg-y-30"): {"JPEG": 31.41, "ARCNN": 32.67},

@@ -9,7 +9,7 @@ statistics. Content is read from the whole image resized to the training view.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -58,6 +58,13 @@ class Analysis:
         """What a report lists: the found ops and any read at ``SHOWN_PROBABILITY`` or
         more (a list of every op at 0.01 hides the two that matter)."""
         return [f for f in self.findings if f.present or f.probability >= SHOWN_PROBABILITY]
+
+    def without(self, op: str) -> Analysis:
+        """This analysis with ``op`` not found and out of the prompt: a finding the photo
+        itself disproves (its probability stays, for the report)."""
+        findings = [replace(f, present=False) if f.op == op else f for f in self.findings]
+        prompt = RestorationPrompt(tuple(item for item in self.prompt.items if item.op != op))
+        return replace(self, findings=findings, prompt=prompt)
 
     def to_dict(self) -> dict:
         return {

@@ -58,3 +58,49 @@ def jpeg_grid_start(rgb: np.ndarray) -> tuple[int, int]:
         clear = profile[end] > CLEAR_STEP * max(rivals)
         starts.append((end + 1) % GRID if clear else 0)
     return starts[0], starts[1]
+
+
+QUANTISED_PEAK = 1.25
+"""``quantisation_peak`` at or over this: the photo's blocks were quantised (a JPEG).
+On 10 BSD400 training photos under white noise of sigma 2-50, then saved at quality
+30-95 or not at all (in colour and grey): with the JPEG it read 1.36-25, without it
+1.02-1.15 at sigma 5-50 (up to 1.87 at sigma 2, where a flat photo's own rounding lines
+up on any offset)."""
+QUANTISATION_SIDE = 512
+"""``quantisation_peak`` reads the middle 512x512 of a larger photo (4096 blocks)."""
+_HIGH_FREQUENCIES = np.add.outer(np.arange(GRID), np.arange(GRID)) >= 6
+
+
+def _dct_matrix() -> np.ndarray:
+    """The orthonormal 8-point DCT-II, as JPEG codes a block's rows and columns."""
+    k = np.arange(GRID)
+    matrix = np.sqrt(2 / GRID) * np.cos((2 * k[None] + 1) * k[:, None] * np.pi / (2 * GRID))
+    matrix[0] /= np.sqrt(2)
+    return matrix
+
+
+def quantisation_peak(rgb: np.ndarray) -> float:
+    """How much more often the high-frequency DCT coefficients of the photo's 8x8 luma
+    blocks are near zero (under 1 on the 0-255 scale) at the best of the 64 grid offsets
+    than at the median one: about 1 where no JPEG quantised them, several times where one
+    did, wherever its grid starts. A JPEG's steps between blocks drown under strong noise
+    (``jpeg_grid_start`` finds no grid at sigma 50, even at quality 30), its quantised
+    coefficients do not: the noise was there before the JPEG and was quantised with the
+    rest. 1.0 for a photo under 16 pixels a side."""
+    grey = luma(np.asarray(rgb, np.float32))[..., 0].astype(np.float64) * 255.0
+    height, width = grey.shape
+    top, left = max(0, (height - QUANTISATION_SIDE) // 2), max(0, (width - QUANTISATION_SIDE) // 2)
+    grey = grey[top : top + QUANTISATION_SIDE, left : left + QUANTISATION_SIDE]
+    if min(grey.shape) < 2 * GRID:
+        return 1.0
+    dct = _dct_matrix()
+    shares = []
+    for row in range(GRID):
+        for column in range(GRID):
+            part = grey[row:, column:]
+            rows, columns = part.shape[0] // GRID, part.shape[1] // GRID
+            blocks = part[: rows * GRID, : columns * GRID].reshape(rows, GRID, columns, GRID)
+            coefficients = dct @ blocks.transpose(0, 2, 1, 3) @ dct.T  # [rows, columns, 8, 8]
+            shares.append(float((np.abs(coefficients[..., _HIGH_FREQUENCIES]) < 1.0).mean()))
+    median = float(np.median(shares))
+    return max(shares) / median if median > 0 else (1.0 if max(shares) == 0 else np.inf)
