@@ -60,7 +60,8 @@ def quality_tables(args: argparse.Namespace) -> list[str]:
     tables = []
     chosen = set(args.tasks.split(",")) if args.tasks else None
     for task_text, dataset in TASKS:
-        if chosen is not None and task_text not in chosen and dataset not in chosen:
+        names = {task_text, dataset, f"{task_text}@{dataset}"}
+        if chosen is not None and not names & chosen:
             continue
         task = parse_task(task_text)
         methods = [m for m in baselines_for(task.degradations) if args.bm3d or m != "bm3d"]
@@ -287,7 +288,10 @@ def main() -> None:
     parser.add_argument("--bm3d", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument(
-        "--tasks", default=None, help="comma-separated tasks or datasets, e.g. sr:2,sr:4 or Set5"
+        "--tasks",
+        default=None,
+        help="comma-separated tasks, datasets or TASK@DATASET, e.g. sr:2,sr:4 or Set5 or "
+        "denoise:15@CBSD68",
     )
     parser.add_argument("--skip-control", action="store_true", help="no prompt-control rows")
     parser.add_argument("--skip-speed", action="store_true", help="no speed and memory rows")

@@ -237,6 +237,7 @@ def test_the_pipeline_gives_noise_alone_to_the_expert(
         "shot_peak": None,
         "present": None,
         "retyped": False,
+        "colours_from_restorer": False,
     }
     half = restorer(photo, prompt="denoise with sigma 15", strength=0.5)
     assert np.allclose(half.image, (np.clip(photo, 0, 1) + 0.5) / 2, atol=1e-6)
@@ -411,6 +412,60 @@ def test_a_jpeg_read_beside_the_noise_that_the_blocks_disprove_is_left_out(
     named = restorer(noisy, prompt="remove JPEG artifacts; denoise")
     for result in (saved, named):
         assert result.unquantised is None and result.noise_sigma is None and not given
+
+
+def test_a_cast_found_with_the_noise_takes_the_restorers_colours_onto_the_experts_output(
+    with_expert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Noise and a colour cast found, both removed (automatic, blind, or named): the expert
+    denoises and its output takes the colours of the restorer's, per channel; "denoise"
+    keeps the cast (the expert alone), and anything more found keeps the restorer."""
+    from skimage import data
+
+    import vlir.pipeline
+    from vlir.pipeline import cast_with_noise, colours_of
+
+    detail = torch.rand(1, 3, 16, 16)
+    gain, offset = torch.tensor([1.2, 0.9, 0.7]), torch.tensor([0.05, -0.02, 0.1])
+    colours = detail * gain[:, None, None] + offset[:, None, None]
+    assert torch.allclose(colours_of(colours, detail), colours.clamp(0, 1), atol=1e-5)
+
+    both = analysis_of(noise=(0.99, 20.0, True), color_cast=(0.9, -0.5, True))
+    for words in ("denoise with sigma 20; correct the color cast", "remove all degradation"):
+        assert cast_with_noise(RestorationPrompt.parse(words), both)
+    assert not cast_with_noise(RestorationPrompt.parse("denoise"), both)
+    more = analysis_of(noise=(0.9, 20.0, True), color_cast=(0.9, -0.5, True), rain=(0.9, 0, True))
+    assert not cast_with_noise(RestorationPrompt.blind_prompt(), more)
+
+    restorer, given = listening(with_expert, monkeypatch)
+    analyze = vlir.pipeline.analyze
+
+    def read(model: object, pixels: torch.Tensor) -> Analysis:
+        real = analyze(model, pixels)
+        findings = [
+            Finding("noise", 0.99, 20.0, "sigma", True),
+            Finding("color_cast", 0.9, -0.5, "temperature", True),
+        ]
+        words = RestorationPrompt.parse("correct the color cast; denoise with sigma 20")
+        return Analysis(findings, words, real.perception)
+
+    monkeypatch.setattr(vlir.pipeline, "analyze", read)
+    clean = data.astronaut()[:96, 160:256].astype(np.float32) / 255.0
+    noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
+    noisy = clean + noise * np.float32(20 / 255)
+    photo = torch.from_numpy(noisy).permute(2, 0, 1)[None]
+    for prompt in (None, "remove all degradation"):
+        result = restorer(noisy, prompt=prompt)
+        assert result.cast and len(given) == 1 and result.noise_sigma_source == "measured"
+        alone = restorer(noisy, prompt=prompt, noise_expert=False)  # the restorer's colours
+        colours = torch.from_numpy(alone.image).permute(2, 0, 1)[None]
+        expected = colours_of(colours, photo.clamp(0, 1))[0].permute(1, 2, 0).numpy()
+        assert np.allclose(result.image, expected, atol=1e-5)
+        assert "in the colours of the restorer's, which corrected the cast" in result.report()
+        assert result.to_dict()["denoiser"]["colours_from_restorer"]
+        given.clear()
+    kept = restorer(noisy, prompt="denoise")
+    assert not kept.cast and np.allclose(kept.image, np.clip(noisy, 0, 1), atol=1e-6)
 
 
 def test_the_expert_gets_the_measured_level_unless_stated(
