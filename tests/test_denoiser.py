@@ -315,23 +315,29 @@ def test_a_blur_hinted_under_the_noise_is_planned_only_where_it_is_removed() -> 
     assert plan.balance == wiener_balance(("blur",), 30.0) and plan.least_spread == 0.0
 
 
-def hinting(blur: float, defocus: float, words: str = "denoise with sigma 20") -> Callable:
-    """An ``analyze`` that finds white noise alone and reads the two blurs at these
-    probabilities, not found (the real analysis's perception tokens kept)."""
+def misreading(findings: list[Finding], words: str) -> Callable:
+    """An ``analyze`` that gives ``findings`` and prompts ``words``, keeping the real
+    analysis's perception tokens: what a misreading analyzer would say."""
     import vlir.pipeline
 
     analyze = vlir.pipeline.analyze
 
     def read(model: object, pixels: torch.Tensor) -> Analysis:
         real = analyze(model, pixels)
-        findings = [
-            Finding("noise", 0.9, 20.0, "sigma", True),
-            Finding("blur", blur, 1.0, "sigma", False),
-            Finding("defocus", defocus, 2.0, "radius", False),
-        ]
-        return Analysis(findings, RestorationPrompt.parse(words), real.perception)
+        return Analysis(list(findings), RestorationPrompt.parse(words), real.perception)
 
     return read
+
+
+def hinting(blur: float, defocus: float, words: str = "denoise with sigma 20") -> Callable:
+    """An ``analyze`` that finds white noise alone and reads the two blurs at these
+    probabilities, not found."""
+    findings = [
+        Finding("noise", 0.9, 20.0, "sigma", True),
+        Finding("blur", blur, 1.0, "sigma", False),
+        Finding("defocus", defocus, 2.0, "radius", False),
+    ]
+    return misreading(findings, words)
 
 
 def test_a_blur_hinted_under_the_noise_is_divided_out_automatic_or_blind(
@@ -386,18 +392,9 @@ def test_a_jpeg_read_beside_the_noise_that_the_blocks_disprove_is_left_out(
     from vlir.degradations.jpeg import jpeg_roundtrip
 
     restorer, given = listening(with_expert, monkeypatch)
-    analyze = vlir.pipeline.analyze
-
-    def read(model: object, pixels: torch.Tensor) -> Analysis:
-        real = analyze(model, pixels)
-        findings = [
-            Finding("noise", 0.99, 48.0, "sigma", True),
-            Finding("jpeg", 0.8, 36.0, "quality", True),
-        ]
-        words = RestorationPrompt.parse("remove JPEG artifacts with quality 36; denoise")
-        return Analysis(findings, words, real.perception)
-
-    monkeypatch.setattr(vlir.pipeline, "analyze", read)
+    findings = [Finding("noise", 0.99, 48.0, "sigma", True), Finding("jpeg", 0.8, 36.0, "q", True)]
+    words = "remove JPEG artifacts with quality 36; denoise"
+    monkeypatch.setattr(vlir.pipeline, "analyze", misreading(findings, words))
     clean = data.astronaut()[:192, 160:352].astype(np.float32) / 255.0
     noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
     noisy = clean + noise * np.float32(25 / 255)  # (unclipped: its level is measured)
@@ -438,18 +435,12 @@ def test_a_cast_found_with_the_noise_takes_the_restorers_colours_onto_the_expert
     assert not cast_with_noise(RestorationPrompt.blind_prompt(), more)
 
     restorer, given = listening(with_expert, monkeypatch)
-    analyze = vlir.pipeline.analyze
-
-    def read(model: object, pixels: torch.Tensor) -> Analysis:
-        real = analyze(model, pixels)
-        findings = [
-            Finding("noise", 0.99, 20.0, "sigma", True),
-            Finding("color_cast", 0.9, -0.5, "temperature", True),
-        ]
-        words = RestorationPrompt.parse("correct the color cast; denoise with sigma 20")
-        return Analysis(findings, words, real.perception)
-
-    monkeypatch.setattr(vlir.pipeline, "analyze", read)
+    findings = [
+        Finding("noise", 0.99, 20, "sigma", True),
+        Finding("color_cast", 0.9, -0.5, "t", True),
+    ]
+    words = "correct the color cast; denoise with sigma 20"
+    monkeypatch.setattr(vlir.pipeline, "analyze", misreading(findings, words))
     clean = data.astronaut()[:96, 160:256].astype(np.float32) / 255.0
     noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
     noisy = clean + noise * np.float32(20 / 255)
@@ -563,19 +554,10 @@ def test_shot_noise_goes_to_the_expert_through_the_anscombe_transform(
 
 
 def reading(op: str, level: float, words: str) -> Callable:
-    """An ``analyze`` that finds ``op`` at ``level`` alone (and prompts ``words``), keeping
-    the real analysis's perception tokens: what a misreading analyzer would say."""
-    import vlir.pipeline
+    """An ``analyze`` that finds ``op`` at ``level`` alone (and prompts ``words``)."""
     from vlir.degradations import get_op
 
-    analyze = vlir.pipeline.analyze
-
-    def read(model: object, pixels: torch.Tensor) -> Analysis:
-        real = analyze(model, pixels)
-        finding = [Finding(op, 0.9, level, get_op(op).strength, True)]
-        return Analysis(finding, RestorationPrompt.parse(words), real.perception)
-
-    return read
+    return misreading([Finding(op, 0.9, level, get_op(op).strength, True)], words)
 
 
 def test_the_kind_of_noise_read_gives_way_to_the_kind_measured(
