@@ -570,9 +570,8 @@ def colours_of(colours: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
     source = detail[0].flatten(1).double()  # [3, H*W]
     target = colours[0].flatten(1).double()
     centred = source - source.mean(dim=1, keepdim=True)
-    gain = (centred * (target - target.mean(dim=1, keepdim=True))).sum(1) / centred.pow(2).sum(
-        1
-    ).clamp_min(1e-12)
+    covariance = (centred * (target - target.mean(dim=1, keepdim=True))).sum(dim=1)  # [3]
+    gain = covariance / centred.pow(2).sum(dim=1).clamp_min(1e-12)
     offset = target.mean(dim=1) - gain * source.mean(dim=1)
     mapped = detail[0] * gain.float()[:, None, None] + offset.float()[:, None, None]
     return mapped.clamp(0, 1)[None]
