@@ -538,16 +538,41 @@ def unquantised_jpeg(analysis: Analysis, prompt: str | None, photo: np.ndarray) 
     The grey head reads strong grey noise as noise and JPEG: on the 16 held-out BSD400
     photos turned grey, 3 at sigma 50 (float), 4 and 8 at 35 and 50 in 8 bits, and the
     restorer then did both, 1.5-3 dB behind the noise expert. The JPEG is left out. No
-    real one would be: CBSD68's 204 photos of the engine's white or shot noise under its
-    JPEG (quality 5-95; colour, and grey) read 1.5 or more."""
+    JPEG the engine made would be: CBSD68's 204 photos of its white or shot noise under
+    its JPEG (quality 5-95; colour, and grey) read 1.5 or more.
+
+    Only white noise, and only where it measures at least half as strong as it reads
+    (``white_noise_sigma``; or too clipped to measure): a real photo's noise, demosaicked,
+    compressed and resized, is coarser than white noise and measures far weaker (RNI15's
+    Dog: read 26, measured 0.9), and a JPEG resized since has lost its grid, so its blocks
+    show nothing; there the restorer keeps both, as before."""
     if prompt is not None and not RestorationPrompt.parse(prompt).blind:
         return None
-    found = {finding.op for finding in analysis.found}
-    noises = found - {"jpeg"}
-    if "jpeg" not in found or not noises or not noises <= set(EXPERT_NOISES):
+    found = {finding.op: finding for finding in analysis.found}
+    if set(found) != {"jpeg", "noise"}:
         return None
     peak = quantisation_peak(photo)
-    return peak if peak < QUANTISED_PEAK else None
+    if peak >= QUANTISED_PEAK:
+        return None
+    measured = white_noise_sigma(torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1))
+    if measured is not None and measured < found["noise"].strength / 2:
+        return None
+    return peak
+
+
+def reads_white(noise: NoiseLevel, analysis: Analysis, brightness: float) -> bool:
+    """Whether the noise measured from the photo is at least half as strong as perception
+    reads it (or was not measured), as sigmas at the photo's mean ``brightness`` (shot
+    noise's too): white noise, as the engine's. A real photo's noise, demosaicked,
+    compressed and resized, is coarser, and the measure sees only its white part (RNI15:
+    read 4-26, measured 0.8-5). A blur is then not divided out of the expert's output: at
+    the balance the measured sigma sets, the inverse sharpened RNI15's Movie into grain
+    where the photo had been soft."""
+    read = next((f for f in analysis.found if f.op in EXPERT_NOISES), None)
+    if read is None or noise.source != "measured" or read.strength <= 0:
+        return True
+    as_read = NoiseLevel(read.op, read.strength, "read").photo_sigma(brightness)
+    return noise.photo_sigma(brightness) >= as_read / 2
 
 
 def cast_with_noise(request: RestorationPrompt, analysis: Analysis) -> bool:
@@ -1380,8 +1405,8 @@ class Restorer:
         if decision.noise is not None:
             # a blur under the noise: divided out of the expert's output, where removed
             decision.deconvolution = None
-            if deconvolve:
-                brightness = 0.5 if pixels is None else float(pixels.mean())
+            brightness = 0.5 if pixels is None else float(pixels.mean())
+            if deconvolve and reads_white(decision.noise, analysis, brightness):
                 sigma = decision.noise.photo_sigma(brightness)
                 decision.deconvolution = deconvolution_request(
                     request, analysis, automatic=automatic, under_noise=sigma
@@ -1392,7 +1417,7 @@ class Restorer:
                     if decision.blurred is not None:
                         decision.deconvolution = hidden_blur_request(sigma)
             if decision.deconvolution is None and removes_blur(request, analysis):
-                decision.noise = None  # --no-deconvolve: the restorer removes both
+                decision.noise = None  # --no-deconvolve, or coarse noise: the restorer, both
         return decision
 
     @staticmethod
