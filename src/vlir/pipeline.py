@@ -542,21 +542,22 @@ def unquantised_jpeg(analysis: Analysis, prompt: str | None, photo: np.ndarray) 
     its JPEG (quality 5-95; colour, and grey) read 1.5 or more.
 
     Only white noise, and only where it measures at least half as strong as it reads
-    (``white_noise_sigma``; or too clipped to measure): a real photo's noise, demosaicked,
+    (``reads_white``; or too clipped to measure): a real photo's noise, demosaicked,
     compressed and resized, is coarser than white noise and measures far weaker (RNI15's
     Dog: read 26, measured 0.9), and a JPEG resized since has lost its grid, so its blocks
     show nothing; there the restorer keeps both, as before."""
     if prompt is not None and not RestorationPrompt.parse(prompt).blind:
         return None
-    found = {finding.op: finding for finding in analysis.found}
-    if set(found) != {"jpeg", "noise"}:
+    found = {finding.op for finding in analysis.found}
+    if found != {"jpeg", "noise"}:
         return None
     peak = quantisation_peak(photo)
     if peak >= QUANTISED_PEAK:
         return None
     measured = white_noise_sigma(torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1))
-    if measured is not None and measured < found["noise"].strength / 2:
-        return None
+    white = NoiseLevel("noise", measured, "measured") if measured is not None else None
+    if white is not None and not reads_white(white, analysis, brightness=0.5):
+        return None  # (white noise's sigma is the same at any brightness)
     return peak
 
 
