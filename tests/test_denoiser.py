@@ -464,6 +464,10 @@ def test_a_cast_found_with_the_noise_takes_the_restorers_colours_onto_the_expert
         given.clear()
     kept = restorer(noisy, prompt="denoise")
     assert not kept.cast and np.allclose(kept.image, np.clip(noisy, 0, 1), atol=1e-6)
+    findings[0] = Finding("noise", 0.99, 60.0, "sigma", True)  # read at three times the 20
+    given.clear()
+    coarse = restorer(noisy)  # there: a real photo's coarse noise, for the restorer
+    assert not coarse.cast and coarse.noise_sigma is None and not given
 
 
 def test_the_expert_gets_the_measured_level_unless_stated(
