@@ -1397,6 +1397,7 @@ class Restorer:
         request = RestorationPrompt.parse(decision.prompt)
         if (deconvolve or decision.unseen) and restoring:
             decision.deconvolution = deconvolution_request(request, analysis, automatic=automatic)
+        brightness = 0.5 if pixels is None else float(pixels.mean())  # (for shot noise)
         if expert and self.denoiser is not None:
             limit = self.denoiser.config.max_sigma
             decision.noise = noise_level(request, analysis, automatic, pixels, limit)
@@ -1405,13 +1406,11 @@ class Restorer:
                 kept = tuple(item for item in request.items if item.op != "color_cast")
                 words = RestorationPrompt(kept, blind=request.blind)
                 noise = noise_level(words, bare, automatic, pixels, limit)
-                brightness = 0.5 if pixels is None else float(pixels.mean())
                 if noise is not None and reads_white(noise, bare, brightness):
                     decision.noise, decision.cast = noise, True  # (coarse noise: the restorer)
         if decision.noise is not None:
             # a blur under the noise: divided out of the expert's output, where removed
             decision.deconvolution = None
-            brightness = 0.5 if pixels is None else float(pixels.mean())
             if deconvolve and reads_white(decision.noise, analysis, brightness):
                 sigma = decision.noise.photo_sigma(brightness)
                 decision.deconvolution = deconvolution_request(
