@@ -238,6 +238,7 @@ def test_the_pipeline_gives_noise_alone_to_the_expert(
         "present": None,
         "retyped": False,
         "colours_from_restorer": False,
+        "cast_corrected_after": False,
     }
     half = restorer(photo, prompt="denoise with sigma 15", strength=0.5)
     assert np.allclose(half.image, (np.clip(photo, 0, 1) + 0.5) / 2, atol=1e-6)
@@ -422,12 +423,13 @@ def test_a_cast_found_with_the_noise_takes_the_restorers_colours_onto_the_expert
     with_expert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Noise and a colour cast found, both removed (automatic, blind, or named): the expert
-    denoises and its output takes the colours of the restorer's, per channel; "denoise"
-    keeps the cast (the expert alone), and anything more found keeps the restorer."""
+    denoises and its output takes the colours of the restorer's, per channel; named but
+    not found, the restorer corrects the cast of the expert's output; "denoise" keeps the
+    cast (the expert alone), and anything more found keeps the restorer."""
     from skimage import data
 
     import vlir.pipeline
-    from vlir.pipeline import cast_with_noise, colours_of
+    from vlir.pipeline import CAST_WORDS, cast_with_noise, colours_of
 
     detail = torch.rand(1, 3, 16, 16)
     gain, offset = torch.tensor([1.2, 0.9, 0.7]), torch.tensor([0.05, -0.02, 0.1])
@@ -438,6 +440,9 @@ def test_a_cast_found_with_the_noise_takes_the_restorers_colours_onto_the_expert
     for words in ("denoise with sigma 20; correct the color cast", "remove all degradation"):
         assert cast_with_noise(RestorationPrompt.parse(words), both)
     assert not cast_with_noise(RestorationPrompt.parse("denoise"), both)
+    unseen = analysis_of(noise=(0.99, 20.0, True), color_cast=(0.3, -0.5, False))
+    assert cast_with_noise(RestorationPrompt.parse("correct the color cast; denoise"), unseen)
+    assert not cast_with_noise(RestorationPrompt.blind_prompt(), unseen)  # (none found)
     more = analysis_of(noise=(0.9, 20.0, True), color_cast=(0.9, -0.5, True), rain=(0.9, 0, True))
     assert not cast_with_noise(RestorationPrompt.blind_prompt(), more)
 
@@ -464,6 +469,19 @@ def test_a_cast_found_with_the_noise_takes_the_restorers_colours_onto_the_expert
         given.clear()
     kept = restorer(noisy, prompt="denoise")
     assert not kept.cast and np.allclose(kept.image, np.clip(noisy, 0, 1), atol=1e-6)
+    # named but not found: the restorer corrects the cast of the expert's output
+    findings[1] = Finding("color_cast", 0.3, -0.5, "t", False)
+    given.clear()
+    named = restorer(noisy, prompt="correct the color cast; denoise")
+    assert named.cast_after and not named.cast and len(given) == 1
+    expected = restorer(np.clip(noisy, 0, 1), prompt=CAST_WORDS, noise_expert=False).image
+    assert np.allclose(named.image, expected, atol=1e-5)
+    assert not np.allclose(expected, np.clip(noisy, 0, 1), atol=1e-3)
+    assert "then the restorer corrected the cast of its output" in named.report()
+    assert named.to_dict()["denoiser"]["cast_corrected_after"]
+    given.clear()
+    blind = restorer(noisy, prompt="remove all degradation")  # not found: the noise alone
+    assert not blind.cast_after and np.allclose(blind.image, np.clip(noisy, 0, 1), atol=1e-6)
     findings[0] = Finding("noise", 0.99, 60.0, "sigma", True)  # read at three times the 20
     given.clear()
     coarse = restorer(noisy)  # there: a real photo's coarse noise, for the restorer
