@@ -419,7 +419,7 @@ def test_a_jpeg_read_beside_the_noise_that_the_blocks_disprove_is_left_out(
         assert result.unquantised is None and result.noise_sigma is None and not given
 
 
-def test_a_cast_found_with_the_noise_takes_the_restorers_colours_onto_the_experts_output(
+def test_a_cast_removed_with_the_noise_is_taken_off_the_experts_output(
     with_expert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Noise and a colour cast found, both removed (automatic, blind, or named): the expert
