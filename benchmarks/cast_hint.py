@@ -11,7 +11,7 @@ the expert took the noise alone, it
   mean; for noise alone, what it costs where it misfires);
 - for the cast draws, restores the photo told "correct the color cast; denoise": as
   the pipeline does (the expert, then the restorer on its output,
-  ``Restorer._correct_cast``) and with the restorer alone (``noise_expert=False``: as
+  ``Restorer._cast_conditioning``) and with the restorer alone (``noise_expert=False``: as
   the pipeline did before).
 
 Choose on training photos (BSD400 but its held-out every 25th); ``--dataset CBSD68``

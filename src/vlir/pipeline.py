@@ -233,7 +233,7 @@ class Restoration:
     colour cast found beside the noise (``colours_of``)."""
     cast_after: bool = False
     """The restorer corrected the colour cast of the noise expert's output: a cast the words
-    named that was not found under the noise (``Restorer._correct_cast``)."""
+    named that was not found under the noise (``Restorer._cast_conditioning``)."""
 
     @property
     def noise_sigma_stated(self) -> bool:
@@ -589,7 +589,7 @@ def cast_with_noise(request: RestorationPrompt, analysis: Analysis) -> bool:
     request removes both (automatic or blind where the cast was found; named, found or
     not). The expert then denoises, and the cast is removed from its output: in the
     restorer's colours where it was found (``colours_of``), by the restorer reading the
-    denoised photo where it was not (``Restorer._correct_cast``). Only where the noise
+    denoised photo where it was not (``Restorer._cast_conditioning``). Only where the noise
     measures as strong as it reads (``reads_white``): RNI15's Glass and Pattern3, real
     noise read 8 and 11 but measured 3 and 5.3, keep the restorer, which denoises them as
     it sees them."""
@@ -601,7 +601,7 @@ def cast_with_noise(request: RestorationPrompt, analysis: Analysis) -> bool:
 
 CAST_WORDS = "correct the color cast"
 """What the restorer is told where it corrects the cast of the noise expert's output, a
-cast named but not found under the noise (``Restorer._correct_cast``): the photo it reads
+cast named but not found under the noise (``Restorer._cast_conditioning``): the photo it reads
 then is the denoised one, where the cast is all there is to remove."""
 
 
@@ -948,7 +948,7 @@ class Decision:
     cast: bool = False
     """A colour cast removed with the noise (``cast_with_noise``): the expert denoises, and
     its output takes the restorer's colours (found: ``colours_of``) or has its cast
-    corrected by the restorer (named, not found: ``Restorer._correct_cast``)."""
+    corrected by the restorer (named, not found: ``Restorer._cast_conditioning``)."""
     blurred: float | None = None
     """No blur found under the noise, but the blur probabilities sum to
     ``BLUR_UNDER_NOISE_HINT`` or more (``blur_hint``): a Gaussian is fitted and divided out."""
@@ -1226,15 +1226,21 @@ class Restorer:
             deblurred, kept = self._divide_out(pixels, plan, decision.unseen, deconvolve)
         gathered = 0
 
-        def by_restorer() -> tuple[torch.Tensor, int]:
+        def by_restorer(
+            source: torch.Tensor = pixels, told: Conditioning | None = None
+        ) -> tuple[torch.Tensor, int]:
+            """The restorer over ``source`` (the photo, else the expert's output), conditioned
+            as the call is (the reference's part per tile), else as ``told``."""
             model = self.model
 
             def restore(patch: torch.Tensor, part: torch.Tensor | None) -> torch.Tensor:
+                if told is not None:
+                    return model(patch, told)
                 return model(patch, conditioning if part is None else condition(part))
 
             return self._restore_views(
-                pixels,
-                reference_pixels,
+                source,
+                reference_pixels if told is None else None,
                 restore,
                 passes,
                 config=model.config,
@@ -1282,8 +1288,8 @@ class Restorer:
                 colours, _ = by_restorer()
                 restored = colours_of(colours.clamp(0, 1), restored.clamp(0, 1))
             elif decision.cast:  # named, not seen under the noise: read on the denoised photo
-                tiles = tile_size if use_tiles else None
-                restored = self._correct_cast(restored.clamp(0, 1), passes, views, tiles, gather)
+                denoised = restored.clamp(0, 1)
+                restored, _ = by_restorer(denoised, self._cast_conditioning(denoised))
         else:
             restored, gathered = by_restorer()
         if refine:
@@ -1449,36 +1455,16 @@ class Restorer:
                 decision.noise = None  # --no-deconvolve, or coarse noise: the restorer, both
         return decision
 
-    def _correct_cast(
-        self,
-        denoised: torch.Tensor,
-        passes: PassCounter,
-        views: tuple[int, ...],
-        tile: int | None,
-        gather: int,
-    ) -> torch.Tensor:
-        """The noise expert's output ``denoised`` [1, 3, H, W] with its colour cast corrected
-        by the restorer, told ``CAST_WORDS`` and reading the denoised photo: a cast photo
+    def _cast_conditioning(self, denoised: torch.Tensor) -> Conditioning:
+        """How the restorer is told to correct the colour cast of the noise expert's output
+        ``denoised`` [1, 3, H, W]: ``CAST_WORDS``, reading the denoised photo, a cast photo
         with no noise, its own single-op task. For a cast named but not found: the
         restorer reading the noisy photo, told to remove both, does not see the cast
         either. Told "correct the color cast; denoise" where the cast under the engine's
         noise was missed: 24.84 -> 25.88 dB on 148 BSD400 training draws, 24.80 -> 25.58
         on CBSD68's 57 (``benchmarks/cast_hint.py``)."""
-        model = self.model
-        assert model is not None  # (the expert runs beside a restorer only)
         perception = analyze(self.perception, denoised.to(self.device)).perception
-        conditioning = make_conditioning(perception, self.text([CAST_WORDS]), None, None, None)
-        corrected, _ = self._restore_views(
-            denoised,
-            None,
-            lambda patch, _: model(patch, conditioning),
-            passes,
-            config=model.config,
-            views=views,
-            tile=tile,
-            gather=gather,
-        )
-        return corrected
+        return make_conditioning(perception, self.text([CAST_WORDS]), None, None, None)
 
     @staticmethod
     def _divide_out(
