@@ -321,7 +321,7 @@ def misreading(findings: list[Finding], words: str) -> Callable:
     analysis's perception tokens: what a misreading analyzer would say."""
     import vlir.pipeline
 
-    analyze = vlir.pipeline.analyze
+    analyze = vlir.pipeline.restorer.analyze
 
     def read(model: object, pixels: torch.Tensor) -> Analysis:
         real = analyze(model, pixels)
@@ -357,7 +357,7 @@ def test_a_blur_hinted_under_the_noise_is_divided_out_automatic_or_blind(
     restorer, given = listening(with_expert, monkeypatch)
     clean = data.astronaut()[:192, 160:352].astype(np.float32) / 255.0
     blurred = parse_ops("blur sigma=2, noise sigma=2", np.random.default_rng(0)).apply(clean)
-    monkeypatch.setattr(vlir.pipeline, "analyze", hinting(0.3, 0.25))
+    monkeypatch.setattr(vlir.pipeline.restorer, "analyze", hinting(0.3, 0.25))
     for prompt in (None, "remove all degradation"):
         result = restorer(blurred, prompt=prompt)
         assert result.blurred == pytest.approx(0.55) and len(given) == 1
@@ -379,7 +379,7 @@ def test_a_blur_hinted_under_the_noise_is_divided_out_automatic_or_blind(
     for hint in (hinting(0.2, 0.2), hinting(0.3, 0.25, noise=20.0)):
         # under the hint; or the noise measures a tenth of what it reads (a real photo's
         # coarse noise, which the inverse would sharpen): the expert's output as it is
-        monkeypatch.setattr(vlir.pipeline, "analyze", hint)
+        monkeypatch.setattr(vlir.pipeline.restorer, "analyze", hint)
         unhinted = restorer(blurred)
         assert unhinted.blurred is None and unhinted.kernel is None
         assert "blurred under the noise" not in unhinted.report()
@@ -400,7 +400,7 @@ def test_a_jpeg_read_beside_the_noise_that_the_blocks_disprove_is_left_out(
     restorer, given = listening(with_expert, monkeypatch)
     findings = [Finding("noise", 0.99, 30.0, "sigma", True), Finding("jpeg", 0.8, 36.0, "q", True)]
     words = "remove JPEG artifacts with quality 36; denoise"
-    monkeypatch.setattr(vlir.pipeline, "analyze", misreading(findings, words))
+    monkeypatch.setattr(vlir.pipeline.restorer, "analyze", misreading(findings, words))
     clean = data.astronaut()[:192, 160:352].astype(np.float32) / 255.0
     noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
     noisy = clean + noise * np.float32(25 / 255)  # (unclipped: its level is measured)
@@ -452,7 +452,7 @@ def test_a_cast_removed_with_the_noise_is_taken_off_the_experts_output(
         Finding("color_cast", 0.9, -0.5, "t", True),
     ]
     words = "correct the color cast; denoise with sigma 20"
-    monkeypatch.setattr(vlir.pipeline, "analyze", misreading(findings, words))
+    monkeypatch.setattr(vlir.pipeline.restorer, "analyze", misreading(findings, words))
     clean = data.astronaut()[:96, 160:256].astype(np.float32) / 255.0
     noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
     noisy = clean + noise * np.float32(20 / 255)
@@ -608,7 +608,8 @@ def test_the_kind_of_noise_read_gives_way_to_the_kind_measured(
     white = clean + noise * np.float32(20 / 255)
     with monkeypatch.context() as patch:
         patch.setattr(
-            "vlir.pipeline.analyze", reading("shot_noise", 40.0, "remove shot noise with peak 40")
+            "vlir.pipeline.restorer.analyze",
+            reading("shot_noise", 40.0, "remove shot noise with peak 40"),
         )
         retyped = restorer(white)
         named = restorer(white, prompt="remove shot noise")
@@ -620,7 +621,9 @@ def test_the_kind_of_noise_read_gives_way_to_the_kind_measured(
     op = get_op("shot_noise")
     shot = op.apply(clean, op.params_type(peak=100.0, seed=0))
     with monkeypatch.context() as patch:
-        patch.setattr("vlir.pipeline.analyze", reading("noise", 12.0, "denoise with sigma 12"))
+        patch.setattr(
+            "vlir.pipeline.restorer.analyze", reading("noise", 12.0, "denoise with sigma 12")
+        )
         measured = restorer(shot)
     assert measured.noise_retyped and abs(measured.shot_peak - 100) < 10
     assert "shot noise, not the white noise read" in measured.report()
@@ -649,7 +652,9 @@ def test_clipped_strong_noise_has_its_level_fitted_after_a_first_pass(
     noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
     file = np.round(np.clip(clean + noise * np.float32(60 / 255), 0, 1) * 255) / 255
     with monkeypatch.context() as patch:
-        patch.setattr("vlir.pipeline.analyze", reading("noise", 40.0, "denoise with sigma 40"))
+        patch.setattr(
+            "vlir.pipeline.restorer.analyze", reading("noise", 40.0, "denoise with sigma 40")
+        )
         result = restorer(file.astype(np.float32))
     assert given[0] == 40.0 and len(given) == 2 and abs(given[1] - 60) < 2
     assert result.noise_sigma == given[1] and result.noise_sigma_source == "fitted"

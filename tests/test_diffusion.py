@@ -160,7 +160,7 @@ def test_refiner_in_channels_last_refines_as_the_plain_layout(
     for part in (refiner.adaptor, refiner.prior):
         kernels = [weight for weight in part.parameters() if weight.ndim == 4]
         assert all(w.is_contiguous(memory_format=torch.channels_last) for w in kernels)
-    monkeypatch.setattr(pipeline, "CHANNELS_LAST", torch.contiguous_format)
+    monkeypatch.setattr(pipeline.tiled, "CHANNELS_LAST", torch.contiguous_format)
     plain = restorer(photo, refine=True, steps=2, seed=3, tile=64).image
     assert all(w.is_contiguous() for w in refiner.prior.parameters())
     assert np.abs(plain - fast).max() < 1e-5

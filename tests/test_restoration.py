@@ -185,7 +185,7 @@ def test_a_grey_photo_comes_back_grey(
     wake(restorer.model)
     grey = grey_rgb(photo)
     with monkeypatch.context() as patch:
-        patch.setattr(vlir.pipeline, "is_grey", lambda rgb: False)
+        patch.setattr(vlir.pipeline.restorer, "is_grey", lambda rgb: False)
         tinted = restorer(grey, prompt="denoise").image
     assert np.abs(tinted[..., 0] - tinted[..., 1]).max() > 1e-3  # the network tints
     restored = restorer(grey, prompt="denoise").image
@@ -293,7 +293,7 @@ def test_channels_last_restores_as_the_plain_layout(
     assert restorer.model.intro.weight.is_contiguous(memory_format=torch.channels_last)
     options = dict(prompt="denoise", reference=photo[::-1], tile=64, ensemble=True)
     fast = restorer(photo, **options).image
-    monkeypatch.setattr(pipeline, "CHANNELS_LAST", torch.contiguous_format)
+    monkeypatch.setattr(pipeline.tiled, "CHANNELS_LAST", torch.contiguous_format)
     plain = pipeline.Restorer(
         restorer.model, restorer.perception, restorer.text, analyzer=restorer.analyzer
     )
@@ -451,7 +451,7 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     assert record["report"] == stated.report() and not record["automatic"]
     # automatic, the analyzer's reading (in its prompt as a number) is checked against
     # the estimate: read far too wide, the estimate's narrower fitted width is divided out
-    analyze = vlir.pipeline.analyze
+    analyze = vlir.pipeline.restorer.analyze
 
     def reads_wide(model: PerceptionModel, pixels: torch.Tensor) -> Analysis:
         real = analyze(model, pixels)
@@ -459,7 +459,7 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
         return Analysis(wide, RestorationPrompt.parse("deblur with sigma 4"), real.perception)
 
     with monkeypatch.context() as patch:
-        patch.setattr("vlir.pipeline.analyze", reads_wide)
+        patch.setattr("vlir.pipeline.restorer.analyze", reads_wide)
         read = restorer(softened)
     assert read.automatic and read.prompt == "deblur with sigma 4.0"
     assert read.sigma is not None and 1.2 < read.sigma < 2.0, read.sigma
@@ -479,8 +479,8 @@ def test_pipeline_deconvolves_blur_it_is_asked_to_remove(
     assert sharp_jpeg.kernel is None and not sharp_jpeg.left
     # an analyzer that finds nothing (every threshold out of reach) and reads no
     # enlargement: the automatic request is blind, and the blur is deconvolved all the same
-    monkeypatch.setattr("vlir.pipeline.ENLARGED_HINT", 1.01)
-    monkeypatch.setattr("vlir.pipeline.HAZE_HINT", 1.01)
+    monkeypatch.setattr("vlir.pipeline.hints.ENLARGED_HINT", 1.01)
+    monkeypatch.setattr("vlir.pipeline.hints.HAZE_HINT", 1.01)
     config = restorer.analyzer.config
     restorer.analyzer = PerceptionModel(
         dataclasses.replace(config, thresholds=(2.0,) * len(config.ops))
@@ -521,8 +521,8 @@ def test_a_photo_that_reads_enlarged_and_nothing_else_is_left_as_it_is(
     soft = defocus.apply(photo, defocus.params_type(radius=2.5))  # reads blurred, too
     reading = restorer(soft, deconvolve=False, prompt="remove all degradation").analysis
     downsample = next(f.probability for f in reading.findings if f.op == "downsample")
-    monkeypatch.setattr("vlir.pipeline.ENLARGED_HINT", downsample)
-    monkeypatch.setattr("vlir.pipeline.HAZE_HINT", 1.01)  # (reads no haze either)
+    monkeypatch.setattr("vlir.pipeline.hints.ENLARGED_HINT", downsample)
+    monkeypatch.setattr("vlir.pipeline.hints.HAZE_HINT", 1.01)  # (reads no haze either)
     kept = restorer(soft, ensemble=True)
     assert kept.enlarged == pytest.approx(downsample) and not kept.analysis.found
     assert np.array_equal(kept.image, soft) and kept.kernel is None and kept.views == 1
@@ -533,7 +533,7 @@ def test_a_photo_that_reads_enlarged_and_nothing_else_is_left_as_it_is(
     told = restorer(soft, prompt="remove all degradation")  # words: the restorer runs
     assert told.enlarged is None and not np.array_equal(told.image, soft)
     assert told.kernel is None  # and the enlarged photo's softness is not deconvolved
-    monkeypatch.setattr("vlir.pipeline.ENLARGED_HINT", downsample + 1e-3)
+    monkeypatch.setattr("vlir.pipeline.hints.ENLARGED_HINT", downsample + 1e-3)
     read_blurred = restorer(soft)  # under the hint: the unseen blur is deconvolved
     assert read_blurred.enlarged is None and read_blurred.kernel is not None
 
@@ -551,10 +551,10 @@ def test_a_photo_that_reads_faintly_hazy_and_nothing_else_is_dehazed(
     restorer.analyzer = PerceptionModel(  # finds nothing: every threshold out of reach
         dataclasses.replace(config, thresholds=(2.0,) * len(config.ops))
     ).eval()
-    monkeypatch.setattr("vlir.pipeline.ENLARGED_HINT", 1.01)
+    monkeypatch.setattr("vlir.pipeline.hints.ENLARGED_HINT", 1.01)
     reading = restorer(photo, prompt="dehaze").analysis
     haze = next(f.probability for f in reading.findings if f.op == "haze")
-    monkeypatch.setattr("vlir.pipeline.HAZE_HINT", haze)
+    monkeypatch.setattr("vlir.pipeline.hints.HAZE_HINT", haze)
     hazy = restorer(photo)
     assert hazy.hazy == pytest.approx(haze) and not hazy.analysis.found and not hazy.kept
     assert hazy.prompt == "dehaze" and hazy.automatic and hazy.kernel is None
@@ -563,7 +563,7 @@ def test_a_photo_that_reads_faintly_hazy_and_nothing_else_is_dehazed(
     assert hazy.report().startswith(
         f"found: nothing, but it reads faintly hazy (haze p={haze:.2f}); did (automatic): dehaze"
     )
-    monkeypatch.setattr("vlir.pipeline.HAZE_HINT", haze + 1e-3)
+    monkeypatch.setattr("vlir.pipeline.hints.HAZE_HINT", haze + 1e-3)
     kept = restorer(photo)  # under the hint, and it reads sharp: kept
     assert kept.kept and kept.hazy is None and np.array_equal(kept.image, photo)
     # a grey photo reads hazier than its colour original: no hint, whatever it reads
@@ -571,7 +571,7 @@ def test_a_photo_that_reads_faintly_hazy_and_nothing_else_is_dehazed(
     grey_haze = next(
         f.probability for f in restorer(grey, prompt="dehaze").analysis.findings if f.op == "haze"
     )
-    monkeypatch.setattr("vlir.pipeline.HAZE_HINT", min(grey_haze, haze))
+    monkeypatch.setattr("vlir.pipeline.hints.HAZE_HINT", min(grey_haze, haze))
     assert restorer(photo).hazy is not None  # (the colour photo still takes the hint)
     assert restorer(grey).hazy is None
 
