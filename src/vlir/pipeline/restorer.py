@@ -307,6 +307,28 @@ class Restorer:
             deblurred, kept = self._divide_out(pixels, plan, decision.unseen, deconvolve)
         gathered = 0
 
+        def over_tiles(
+            source: torch.Tensor,
+            reference_part: torch.Tensor | None,
+            forward: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+            network: RestorerModel | DenoiserModel,
+            over: tuple[int, ...] = views,
+        ) -> tuple[torch.Tensor, int]:
+            """``forward`` (``network``'s) over ``source``'s views (``over``) and tiles, as
+            the call asks (tiles, gathering passes), counted for the progress bar."""
+            tile_or_whole = tile_size if use_tiles else None
+            return restore_views(
+                source,
+                reference_part,
+                forward,
+                passes,
+                device=self.device,
+                config=network.config,
+                views=over,
+                tile=tile_or_whole,
+                gather=gather,
+            )
+
         def by_restorer(
             source: torch.Tensor = pixels, told: Conditioning | None = None
         ) -> tuple[torch.Tensor, int]:
@@ -319,17 +341,7 @@ class Restorer:
                     return model(patch, told)
                 return model(patch, conditioning if part is None else condition(part))
 
-            return restore_views(
-                source,
-                reference_pixels if told is None else None,
-                restore,
-                passes,
-                device=self.device,
-                config=model.config,
-                views=views,
-                tile=tile_size if use_tiles else None,
-                gather=gather,
-            )
+            return over_tiles(source, reference_pixels if told is None else None, restore, model)
 
         if self.model is None or decision.enlarged is not None or kept:
             restored = pixels  # a diffusion restorer starts from the input; else: kept
@@ -341,16 +353,8 @@ class Restorer:
             source = anscombe(pixels, noise.level) if shot else pixels
 
             def denoise(sigma: float, over: tuple[int, ...]) -> tuple[torch.Tensor, int]:
-                return restore_views(
-                    source,
-                    None,
-                    lambda patch, _: denoiser(patch, sigma),
-                    passes,
-                    device=self.device,
-                    config=denoiser.config,
-                    views=over,
-                    tile=tile_size if use_tiles else None,
-                    gather=gather,
+                return over_tiles(
+                    source, None, lambda patch, _: denoiser(patch, sigma), denoiser, over
                 )
 
             if noise.censored:  # clipped strong noise: the level fitted to a first pass
