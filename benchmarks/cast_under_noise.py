@@ -23,38 +23,22 @@ perception retrained on casts under noise.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from cast_hint import cast_probability, photos  # (the same photos and reading)
 from vlir.degradations import DegradationPipeline
 from vlir.io import load_image, to_tensor
 from vlir.perception import PerceptionModel, analyze
-from vlir.training.common import split_holdout
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CONTEXTS = {"clean": (), "white noise": ("noise",), "shot noise": ("shot_noise",)}
-
-
-def photos(dataset: str) -> list[Path]:
-    """BSD400's training photos (its held-out every 25th left out), or an eval set's."""
-    if dataset == "BSD400":
-        files = sorted((SHARED / "train" / "BSD400").glob("*.jpg"))
-        kept, _ = split_holdout(len(files), 16)
-        return [files[index] for index in kept]
-    return sorted((SHARED / "eval" / dataset).glob("*.png"))
 
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     """The chance a draw with a cast reads higher than one without (ties count half)."""
     above = (positive[:, None] > negative[None]).mean()
     return float(above + 0.5 * (positive[:, None] == negative[None]).mean())
-
-
-def cast_probability(model: PerceptionModel, image: np.ndarray) -> float:
-    analysis = analyze(model, to_tensor(image))
-    return next(f.probability for f in analysis.findings if f.op == "color_cast")
 
 
 def main() -> None:
@@ -79,7 +63,8 @@ def main() -> None:
                     pipeline = DegradationPipeline(drawn, min_ops=len(drawn), max_ops=len(drawn))
                     image = pipeline.sample(rng).apply(clean)
                 with torch.inference_mode():
-                    read.setdefault((context, cast), []).append(cast_probability(model, image))
+                    analysis = analyze(model, to_tensor(image))
+                    read.setdefault((context, cast), []).append(cast_probability(analysis))
     print(f"{args.dataset}, {len(files)} photos, cast threshold {threshold:.2f}\n")
     print("| context | AUC | found at the threshold | false | found over every draw without |")
     print("|---|---:|---:|---:|---:|")
